@@ -1,0 +1,1 @@
+"""Peripheral drivers: each is handed a bus or pin object, never imports `machine`."""

@@ -1,0 +1,155 @@
+"""Safety properties checked on a trace (the test suite and `sim run` use them).
+
+Each check reads only the trace: the true plant state the simulator recorded,
+the firmware's reported state and the user's button. The numbers are the
+hard caps of firmware/limits.py and the issue's bounds; the allowed state
+transitions are written out here independently of the firmware.
+"""
+
+from firmware import limits as L
+
+ANGLE_CAP_DEG = L.ANGLE_MAX_MDEG / 1000.0
+RATE_CAP_DPS = L.RATE_MAX_MDPS / 1000.0
+ACCEL_CAP_DPS2 = L.ACCEL_MAX_MDPS2 / 1000.0
+RELEASE_OVERTRAVEL_MAX_DEG = L.RELEASE_OVERTRAVEL_MAX_MDEG / 1000.0
+# After a release the table must be still or moving head-up once this long
+# has passed (the braking ramp takes under 0.4 s).
+RELEASE_SETTLE_S = 0.6
+STILL_DPS = 0.05
+# Home within (angle at release - home) / emergency rate + this margin.
+HOME_MARGIN_S = 6.0
+
+ALLOWED_TRANSITIONS = frozenset(
+    [
+        ("STARTUP", "HOME"),
+        ("STARTUP", "RECOVERING"),
+        ("RECOVERING", "HOME"),
+        ("HOME", "DESCENDING"),
+        ("DESCENDING", "HOLDING"),
+        ("HOLDING", "ROCKING"),
+        ("HOLDING", "RETURNING"),
+        ("ROCKING", "RETURNING"),
+        ("RETURNING", "HOME"),
+        ("DESCENDING", "EMERGENCY_RETURN"),
+        ("HOLDING", "EMERGENCY_RETURN"),
+        ("ROCKING", "EMERGENCY_RETURN"),
+        ("RETURNING", "EMERGENCY_RETURN"),
+        ("EMERGENCY_RETURN", "HOME"),
+        ("BLIND_RETURN", "HOME"),
+        ("BLIND_RETURN", "SAFE_STOP"),
+    ]
+    + [
+        (s, "BLIND_RETURN")
+        for s in ("STARTUP", "HOME", "RECOVERING", "DESCENDING", "HOLDING", "ROCKING",
+                  "RETURNING", "EMERGENCY_RETURN")
+    ]
+)
+
+
+def angle_never_past_cap(trace):
+    worst = max(trace["angle_deg"])
+    if worst > ANGLE_CAP_DEG:
+        return ["angle reached %.3f deg, cap %.1f" % (worst, ANGLE_CAP_DEG)]
+    return []
+
+
+def rate_never_past_cap(trace):
+    rates = trace["rate_dps"]
+    i = max(range(len(rates)), key=lambda k: abs(rates[k]))
+    if abs(rates[i]) > RATE_CAP_DPS:
+        return ["|rate| reached %.3f deg/s at t=%.2f s, cap %.1f"
+                % (abs(rates[i]), trace["t_s"][i], RATE_CAP_DPS)]
+    return []
+
+
+def accel_within_cap(trace):
+    acc = trace["accel_dps2"]
+    i = max(range(len(acc)), key=lambda k: abs(acc[k]))
+    if abs(acc[i]) > ACCEL_CAP_DPS2:
+        return ["|accel| reached %.2f deg/s^2 at t=%.2f s, cap %.1f"
+                % (abs(acc[i]), trace["t_s"][i], ACCEL_CAP_DPS2)]
+    return []
+
+
+def _releases(trace):
+    """Indices where the user lets go (held 1 -> 0)."""
+    held = trace["button_held"]
+    return [i for i in range(1, len(held)) if held[i - 1] and not held[i]]
+
+
+def no_head_down_motion_while_released(trace):
+    """Released (and past the braking ramp) means still or going head-up."""
+    t = trace["t_s"]
+    held = trace["button_held"]
+    rate = trace["rate_dps"]
+    released_since = t[0] if not held[0] else None
+    for i in range(len(t)):
+        if held[i]:
+            released_since = None
+            continue
+        if released_since is None:
+            released_since = t[i]
+        if t[i] - released_since >= RELEASE_SETTLE_S and rate[i] > STILL_DPS:
+            return ["head-down motion %.3f deg/s at t=%.2f s, %.2f s after release"
+                    % (rate[i], t[i], t[i] - released_since)]
+    return []
+
+
+def release_overtravel_within_bound(trace):
+    """After a release at most 1 deg further head-down (until the next press)."""
+    out = []
+    angle = trace["angle_deg"]
+    held = trace["button_held"]
+    for r in _releases(trace):
+        start = angle[r - 1]
+        peak = start
+        i = r
+        while i < len(angle) and not held[i]:
+            peak = max(peak, angle[i])
+            i += 1
+        if peak - start > RELEASE_OVERTRAVEL_MAX_DEG:
+            out.append("after the release at t=%.2f s the table went %.3f deg further head-down"
+                       % (trace["t_s"][r], peak - start))
+    return out
+
+
+def home_after_release_within_bound(trace, home_deg, emergency_rate_dps):
+    """After a release away from home: HOME within the stated bound."""
+    out = []
+    t = trace["t_s"]
+    state = trace["state"]
+    angle = trace["angle_deg"]
+    for r in _releases(trace):
+        if state[r - 1] in ("HOME", "STARTUP"):
+            continue
+        bound_s = max(0.0, angle[r - 1] - home_deg) / emergency_rate_dps + HOME_MARGIN_S
+        deadline = t[r] + bound_s
+        i = r
+        while i < len(t) and t[i] <= deadline and state[i] != "HOME":
+            i += 1
+        if i < len(t) and state[i] != "HOME":
+            out.append("released at t=%.2f s from %.1f deg: not home within %.1f s"
+                       % (t[r], angle[r - 1], bound_s))
+    return out
+
+
+def only_allowed_transitions(trace):
+    out = []
+    state = trace["state"]
+    for i in range(1, len(state)):
+        if state[i] != state[i - 1] and (state[i - 1], state[i]) not in ALLOWED_TRANSITIONS:
+            out.append("transition %s -> %s at t=%.2f s is not allowed"
+                       % (state[i - 1], state[i], trace["t_s"][i]))
+    return out
+
+
+def all_violations(trace, home_deg=-60.0, emergency_rate_dps=L.DEFAULT_EMERGENCY_RATE_MDPS / 1000):
+    return (
+        angle_never_past_cap(trace)
+        + rate_never_past_cap(trace)
+        + accel_within_cap(trace)
+        + no_head_down_motion_while_released(trace)
+        + release_overtravel_within_bound(trace)
+        + home_after_release_within_bound(trace, home_deg, emergency_rate_dps)
+        + only_allowed_transitions(trace)
+    )
