@@ -28,7 +28,8 @@ offset; gy is positive when the angle increases.
 
 Internal units (all ints):
   angle      udeg (1e-6 deg), wrapped to (-180e6, 180e6]
-  rates      1/16 mdps ("q4") for integration; outputs in mdps
+  rates      1/16 mdps ("q4") for integration; outputs in mdps; the raw
+             gyro rate is clamped to +-300 dps (a larger reading is a fault)
   bias       1/16384 mdps ("q14"), clamped to +-20 dps
   time       ms; dt is clamped to 0 .. 100 ms (a longer gap is a fault for
              the caller's watchdog, not something to integrate)
@@ -36,9 +37,10 @@ Internal units (all ints):
 
 from micropython import const
 
-from firmware.fixedpoint import atan2_mdeg, clamp, isqrt
+from firmware.fixedpoint import atan2_mdeg, clamp
 
 _DT_MAX_MS = const(100)
+_RATE_CLAMP_Q4 = const(4800000)  # 300 dps in 1/16 mdps
 _INT16_MIN = const(-32768)
 _INT16_MAX = const(32767)
 
@@ -74,7 +76,8 @@ _VIB_TAU_MS = const(500)
 _VIB_STEP_CLAMP_MDEG = const(20000)
 
 # |a|^2 is compared with (0.9 g)^2 .. (1.1 g)^2 on counts halved first:
-# 3 * (32768 / 2)^2 = 8.05e8 < 2**30 even when every axis saturates.
+# after the offset |count| <= 32768 + 2048, so 3 * (34816 / 2)^2 = 9.1e8
+# < 2**30 - 1 even when every axis saturates.
 _NORM_SHIFT = const(1)
 
 
@@ -83,7 +86,8 @@ class TiltEstimator:
 
     TiltEstimator(accel_lsb_per_g=16384, gyro_lsb_per_dps=131.0,
                   mount_offset_mdeg=0, accel_tau_ms=500, startup_ms=3000,
-                  vibration_ref_mdeg=600, kp_min_per_s=0.7)
+                  vibration_ref_mdeg=600, kp_min_per_s=0.7,
+                  accel_offset_counts=(0, 0, 0))
 
     accel_lsb_per_g     accelerometer counts per g (MPU-6050 +-2 g: 16384)
     gyro_lsb_per_dps    gyro counts per deg/s (MPU-6050 +-250 dps: 131.0)
@@ -95,6 +99,8 @@ class TiltEstimator:
     vibration_ref_mdeg  accel-tilt tick-to-tick change (EMA) above which Kp
                         is reduced in proportion
     kp_min_per_s        floor for Kp under vibration
+    accel_offset_counts (x, y, z) accelerometer zero-g offsets in counts,
+                        subtracted before use (factory calibration; |.| <= 2048)
 
     Outputs after each update (ints / bools):
       angle_mdeg        fused table angle (0 flat, +90000 head-down)
@@ -115,21 +121,28 @@ class TiltEstimator:
         startup_ms=3000,
         vibration_ref_mdeg=600,
         kp_min_per_s=0.7,
+        accel_offset_counts=(0, 0, 0),
     ):
         # --- configuration (floats allowed here: runs once) ---
         if accel_lsb_per_g <= 0 or gyro_lsb_per_dps <= 0 or accel_tau_ms <= 0:
             raise ValueError("scales and time constants must be positive")
         self.mount_offset_mdeg = int(mount_offset_mdeg)
+        # Accelerometer zero-g offsets (calibration), subtracted from the raw
+        # counts: a 5 mg offset would otherwise tilt the angle by ~0.3 deg.
+        self._ax_offset = max(-2048, min(2048, int(accel_offset_counts[0])))
+        self._ay_offset = max(-2048, min(2048, int(accel_offset_counts[1])))
+        self._az_offset = max(-2048, min(2048, int(accel_offset_counts[2])))
         self.startup_ms = max(1, min(60000, int(startup_ms)))
         # <= 5000 so that kp_q10 * ref_q4 <= 8192 * 80000 = 6.6e8 per tick.
         self.vibration_ref_mdeg = max(1, min(_VIB_REF_MAX_MDEG, int(vibration_ref_mdeg)))
         # Gyro counts -> q4 mdps: rate_q4 = (gy * scale) >> shift, with
-        # |gy| <= 32768 and scale <= 32767 so the product is < 2**30.
+        # |gy| <= 32768 and scale <= 16383 so the product is <= 5.4e8, half
+        # of SMALL_INT_MAX (scale keeps 14 significant bits: 6e-5 relative).
         q4_per_count = 16000.0 / gyro_lsb_per_dps
         shift = 0
-        while q4_per_count * (1 << (shift + 1)) < 32767.0 and shift < 24:
+        while q4_per_count * (1 << (shift + 1)) < 16383.0 and shift < 24:
             shift += 1
-        if q4_per_count * (1 << shift) >= 32767.0:
+        if q4_per_count * (1 << shift) >= 16383.0:
             raise ValueError("gyro scale too coarse")
         self._gyro_scale = int(round(q4_per_count * (1 << shift)))
         self._gyro_shift = shift
@@ -175,22 +188,28 @@ class TiltEstimator:
             dt = 0
         elif dt > _DT_MAX_MS:
             dt = _DT_MAX_MS
-        ax = clamp(ax, _INT16_MIN, _INT16_MAX)
-        ay = clamp(ay, _INT16_MIN, _INT16_MAX)
-        az = clamp(az, _INT16_MIN, _INT16_MAX)
+        ax = clamp(ax, _INT16_MIN, _INT16_MAX) - self._ax_offset  # |.| <= 34816
+        ay = clamp(ay, _INT16_MIN, _INT16_MAX) - self._ay_offset
+        az = clamp(az, _INT16_MIN, _INT16_MAX) - self._az_offset
         gy = clamp(gy, _INT16_MIN, _INT16_MAX)
 
-        # --- gyro: counts -> q4 mdps (|gy * scale| < 32768 * 32767 < 2**30) ---
+        # --- gyro: counts -> q4 mdps (|gy * scale| <= 32768 * 16383 = 5.4e8) ---
         gyro_product = gy * self._gyro_scale
         raw_q4 = (gyro_product + self._gyro_round) >> self._gyro_shift
+        # Beyond 300 dps the reading is a fault (the table turns at <= 6 dps);
+        # the clamp also bounds the integration below for any gyro range.
+        if raw_q4 > _RATE_CLAMP_Q4:
+            raw_q4 = _RATE_CLAMP_Q4
+        elif raw_q4 < -_RATE_CLAMP_Q4:
+            raw_q4 = -_RATE_CLAMP_Q4
         bias_q4 = self._bias_q14 >> 10  # q14 -> q4; |.| <= 20000 * 16
-        rate_q4 = raw_q4 - bias_q4  # |.| <= 250 dps * 16000 + 320000 = 4.3e6
+        rate_q4 = raw_q4 - bias_q4  # |.| <= 4.8e6 + 3.2e5 = 5.1e6
 
         # --- accelerometer: norm check and tilt ---
         hx = ax >> _NORM_SHIFT
         hy = ay >> _NORM_SHIFT
         hz = az >> _NORM_SHIFT
-        norm2 = hx * hx + hy * hy + hz * hz  # <= 3 * 16384^2 = 8.05e8
+        norm2 = hx * hx + hy * hy + hz * hz  # <= 3 * 17408^2 = 9.1e8
         norm_ok = self._norm2_low <= norm2 <= self._norm2_high
         self.accel_norm_ok = norm_ok
         accel_mdeg = atan2_mdeg(-ax, az) - self.mount_offset_mdeg
@@ -250,7 +269,7 @@ class TiltEstimator:
         ki_q = kp_q10 * kp_q10 // self._ki_divisor  # <= 6.7e7 / 4000
 
         # --- integrate the corrected gyro rate (q4 mdps * ms / 16 = udeg) ---
-        rate_step = rate_q4 * dt  # <= 4.3e6 * 100 = 4.3e8
+        rate_step = rate_q4 * dt  # <= 5.1e6 * 100 = 5.1e8
         self._angle_udeg += rate_step >> 4
 
         # --- accelerometer correction (skipped when |a| is implausible) ---

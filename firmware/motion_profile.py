@@ -39,14 +39,18 @@ its own velocity.
 Units: mdeg, mdps, mdps2, mdps3, ms. Internal finer units are noted where
 used; "u16" below is 1/16 mdeg (distance) and "v16" 1/16 mdps (velocity).
 
-Guarantees (proved by tests/test_motion_profile.py):
+Guarantees (tests/test_motion_profile.py checks them with hypothesis):
 - |vel_mdps| <= vel limit, |acc_mdps2| <= acc limit, and
-  |acc change per tick| <= jerk limit * dt / 1000, whenever the state started
-  within the limits.
-- No overshoot beyond the target by more than OVERSHOOT_MAX_MDEG when the
-  target was reachable without overshoot at the time it was set.
-- `done` in finite time: rest-to-rest within a few ticks of the time-optimal
-  jerk-limited move.
+  |acc change per tick| <= jerk limit * dt / 1000 (whole mdps2 steps),
+  whenever the state started within the limits.
+- Never passes a target by more than OVERSHOOT_MAX_MDEG (3 mdeg) when the
+  target was reachable without overshoot at the time it was set, with a
+  constant tick length (measured: <= 1 mdeg); with a tick length that varies
+  from tick to tick within 5..20 ms, by at most 6 mdeg (measured <= 2).
+- `done` in finite time; rest-to-rest within 1.2 x the analytic time-optimal
+  jerk-limited time + 1 s for any limits; for moves >= 5 deg with
+  J * dt >= 25 mdps2 per tick, within 5 % (measured worst 1.3 %, median
+  0.1 %; 20 ms ticks add up to ~1.5 ticks at the end).
 - Limits lowered below the current state: acceleration and speed are brought
   back within the new limits, never faster than the limits allow. One
   documented rule keeps this bounded: while |a| is above a lowered
@@ -193,6 +197,18 @@ class MotionProfile:
         self.vel_limit_mdps = v
         self.acc_limit_mdps2 = a
         self._jerk_request = j
+        self._update_jerk_in_effect()
+
+    def _update_jerk_in_effect(self):
+        """Jerk limit in effect (see the hold in the module docstring): a
+        lowered jerk limit applies once |a| is within the acceleration limit;
+        until then the jerk limit in effect before is kept."""
+        jerk = self._jerk_request
+        a = self.acc_mdps2
+        if jerk < self._jerk_hold and (a > self.acc_limit_mdps2 or -a > self.acc_limit_mdps2):
+            jerk = self._jerk_hold
+        self._jerk_hold = jerk
+        self.jerk_limit_mdps3 = jerk
 
     def reset(self, pos_mdeg, vel_mdps=0, acc_mdps2=0):
         """Restart from a measured state. The velocity is clamped to the hard
@@ -247,22 +263,20 @@ class MotionProfile:
             return
         self.done = False
 
-        # --- jerk limit in effect (see the hold in the module docstring) ---
-        # A lowered jerk limit applies once |a| is within the acceleration
-        # limit; until then the jerk limit in effect before is kept.
-        jerk = self._jerk_request
-        if jerk < self._jerk_hold and (a0 > self.acc_limit_mdps2 or -a0 > self.acc_limit_mdps2):
-            jerk = self._jerk_hold
-        self._jerk_hold = jerk
-        self.jerk_limit_mdps3 = jerk
+        self._update_jerk_in_effect()
+        jerk = self.jerk_limit_mdps3
         # Acceleration change allowed this tick (whole mdps2; >= 1 since
         # jerk >= 1000 and dt >= 1) and the jerk the plan may rely on.
         acc_step = jerk * dt // 1000  # <= 100000 * 20 / 1000 = 2000
         self._acc_step = acc_step
         # Planning jerk: what every tick of 5..20 ms can deliver (see
-        # _update_plan_jerk); a shorter tick may deliver less.
-        if jerk != self._plan_key_jerk or self.acc_limit_mdps2 != self._plan_key_acc:
-            self._update_plan_jerk(jerk)
+        # _update_plan_jerk); a shorter tick may deliver less. Plans use the
+        # requested jerk even during a jerk hold: the hold only speeds up the
+        # removal of excess acceleration, and the plan must stay valid when
+        # the hold ends.
+        request = self._jerk_request
+        if request != self._plan_key_jerk or self.acc_limit_mdps2 != self._plan_key_acc:
+            self._update_plan_jerk(request)
         jerk_plan = self._plan_jerk_all
         if dt < _PLAN_DT_MIN_MS:
             tick_jerk = acc_step * 1000 // dt

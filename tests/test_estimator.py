@@ -2,7 +2,10 @@
 
 IMU model: accelerometer 16384 LSB/g, gyro 131 LSB/dps, int16 counts.
   ax = -g sin(ts) + tangential lever-arm term, az = g cos(ts) - centripetal
-  term, ts = angle + mount offset; gy = rate + bias; white noise 3 mg per
+  term (the pessimistic mount: the sensor 0.3 m off the pivot perpendicular
+  to the table, so the tangential acceleration lies along x and tilts the
+  reading; mounted along the table it would lie along z and barely matter),
+  ts = angle + mount offset; gy = rate + bias; white noise 3 mg per
   accelerometer axis and 0.04 dps on the gyro; with the motor running an
   extra 0.05 g per accelerometer axis and 0.3 dps on the gyro (the worst case
   of the sim spec, read per axis). Table rates <= 6 deg/s, accelerations
@@ -45,6 +48,7 @@ def imu_stream(
     gyro_noise_dps=0.04,
     vib_g=0.05,
     vib_dps=0.3,
+    accel_bias_g=(0.0, 0.0, 0.0),
 ):
     """Yield (t_s, true_angle_deg, ax, ay, az, gy, dt_ms) samples."""
     rnd = random.Random(seed)
@@ -63,9 +67,9 @@ def imu_stream(
         if lever_m and accel_dps2:
             ax += lever_m * math.radians(accel_dps2(t)) / 9.81  # tangential
             az -= lever_m * math.radians(omega) ** 2 / 9.81  # centripetal
-        ax += rnd.gauss(0, accel_noise_g)
-        ay += rnd.gauss(0, accel_noise_g)
-        az += rnd.gauss(0, accel_noise_g)
+        ax += rnd.gauss(0, accel_noise_g) + accel_bias_g[0]
+        ay += rnd.gauss(0, accel_noise_g) + accel_bias_g[1]
+        az += rnd.gauss(0, accel_noise_g) + accel_bias_g[2]
         gyro = omega + bias + rnd.gauss(0, gyro_noise_dps)
         if motor_on and motor_on(t):
             ax += rnd.gauss(0, vib_g)
@@ -158,7 +162,11 @@ def const(value):
 @pytest.mark.parametrize("angle", [-62, -45, -30, -10, 0, 15, 45, 60, 80, 88, 92])
 def test_static_angles(angle):
     rms, worst = run_stream(
-        "static %+d deg" % angle, angle_deg=const(angle), rate_dps=const(0.0), duration_s=15, seed=100 + angle
+        "static %+d deg" % angle,
+        angle_deg=const(angle),
+        rate_dps=const(0.0),
+        duration_s=15,
+        seed=100 + angle,
     )
     assert rms < 0.06
     assert worst < 0.25
@@ -167,7 +175,7 @@ def test_static_angles(angle):
 @pytest.mark.parametrize("offset", [-3.5, 2.0])
 def test_mount_offset_is_removed(offset):
     est = TiltEstimator(mount_offset_mdeg=int(offset * 1000))
-    rms, worst = run_stream(
+    _rms, worst = run_stream(
         "mount offset %+.1f deg" % offset,
         estimator=est,
         angle_deg=const(20.0),
@@ -177,6 +185,34 @@ def test_mount_offset_is_removed(offset):
         seed=7,
     )
     assert worst < 0.25
+
+
+@pytest.mark.parametrize("angle", [-60, 0, 45, 88])
+def test_accelerometer_offsets_calibrated_out(angle):
+    """The sim's accelerometer has zero-g offsets (4, -3, 6) mg: uncorrected
+    they tilt the estimate by up to 0.4 deg (sqrt(4^2 + 6^2) mg), so the
+    estimator subtracts calibrated offsets (counts) given at construction."""
+    bias = (0.004, -0.003, 0.006)
+    offsets = tuple(int(round(b * G_LSB)) for b in bias)
+    _rms, worst = run_stream(
+        "accel offsets, calibrated %+d" % angle,
+        estimator=TiltEstimator(accel_offset_counts=offsets),
+        angle_deg=const(angle),
+        rate_dps=const(0.0),
+        duration_s=10,
+        accel_bias_g=bias,
+        seed=300 + angle,
+    )
+    assert worst < 0.25
+    _rms, raw_worst = run_stream(
+        "accel offsets, uncalibrated %+d" % angle,
+        angle_deg=const(angle),
+        rate_dps=const(0.0),
+        duration_s=10,
+        accel_bias_g=bias,
+        seed=300 + angle,
+    )
+    assert raw_worst < 0.5  # the size of the problem, for the record
 
 
 # --- motion with motor vibration and the lever arm of a 0.3 m sensor mount ----
@@ -252,14 +288,20 @@ def test_rocking_quiet():
     the rocking frequency) shows through more than under vibration."""
     pos, vel, acc = _rocking(-20.0, 10.0, 8.0, 4.0)
     rms, worst = run_stream(
-        "rocking 10 deg / 8 s, quiet", angle_deg=pos, rate_dps=vel, accel_dps2=acc, lever_m=0.3, duration_s=40, seed=12
+        "rocking 10 deg / 8 s, quiet",
+        angle_deg=pos,
+        rate_dps=vel,
+        accel_dps2=acc,
+        lever_m=0.3,
+        duration_s=40,
+        seed=12,
     )
     assert rms < 0.2
     assert worst < 0.4
 
 
 def test_rocking_quiet_sensor_on_pivot():
-    pos, vel, acc = _rocking(-20.0, 10.0, 8.0, 4.0)
+    pos, vel, _acc = _rocking(-20.0, 10.0, 8.0, 4.0)
     rms, worst = run_stream(
         "rocking, quiet, no lever arm", angle_deg=pos, rate_dps=vel, duration_s=40, seed=14
     )
@@ -286,7 +328,7 @@ def test_vibration_at_rest_long():
 @pytest.mark.parametrize("step", [1.0, -1.0])
 def test_bias_step_recovered_under_1_deg(step):
     est = TiltEstimator()
-    rms, worst = run_stream(
+    _rms, worst = run_stream(
         "bias step %+.0f dps, quiet" % step,
         estimator=est,
         angle_deg=const(20.0),
@@ -304,7 +346,7 @@ def test_bias_step_during_motor_vibration_is_bounded():
     gain is lowered (Kp 0.7/s), so a 1 dps bias step that happens while the
     motor runs peaks at about 1.2-1.7 deg before it is learned."""
     est = TiltEstimator()
-    rms, worst = run_stream(
+    _rms, worst = run_stream(
         "bias step +1 dps, vib",
         estimator=est,
         angle_deg=const(20.0),
@@ -320,7 +362,7 @@ def test_bias_step_during_motor_vibration_is_bounded():
 
 def test_large_initial_bias_learned_during_startup():
     est = TiltEstimator()
-    rms, worst = run_stream(
+    _rms, worst = run_stream(
         "bias 2 dps from start",
         estimator=est,
         angle_deg=const(-60.0),
@@ -335,7 +377,9 @@ def test_large_initial_bias_learned_during_startup():
 
 def test_rate_output_is_bias_corrected():
     est = TiltEstimator()
-    for t, theta, ax, ay, az, gy, dt in imu_stream(const(10.0), const(0.0), 8.0, seed=25, bias_dps=1.5):
+    for _t, _theta, ax, ay, az, gy, dt in imu_stream(
+        const(10.0), const(0.0), 8.0, seed=25, bias_dps=1.5
+    ):
         est.update(ax, ay, az, gy, dt)
     assert abs(est.rate_mdps) < 300  # gyro noise only; the 1.5 dps bias is gone
 
@@ -346,7 +390,7 @@ def test_rate_output_is_bias_corrected():
 def test_accel_at_1_5_g_is_ignored_and_gyro_followed():
     """For 6 s the accelerometer reads 1.5 g (shock, fault) while the table
     turns at 3 dps: the estimate must keep following the gyro."""
-    pos, vel, acc, end = trapezoid_move(0.0, 30.0, 3.0, 5.0)
+    pos, vel, _acc, _end = trapezoid_move(0.0, 30.0, 3.0, 5.0)
     est = TiltEstimator()
     worst = 0.0
     flags = []
@@ -365,7 +409,14 @@ def test_accel_at_1_5_g_is_ignored_and_gyro_followed():
 
 def test_accel_norm_flag_window():
     est = TiltEstimator()
-    for scale, ok in ((1.0, True), (1.08, True), (0.92, True), (1.15, False), (0.85, False), (1.5, False)):
+    for scale, ok in (
+        (1.0, True),
+        (1.08, True),
+        (0.92, True),
+        (1.15, False),
+        (0.85, False),
+        (1.5, False),
+    ):
         est.update(0, 0, int(G_LSB * scale), 0, 10)
         assert est.accel_norm_ok is ok
 
@@ -402,7 +453,7 @@ def test_not_initialised_until_a_plausible_sample():
 
 def test_reset_reinitialises():
     est = TiltEstimator()
-    for t, theta, ax, ay, az, gy, dt in imu_stream(const(45.0), const(0.0), 5.0, seed=41):
+    for _t, _theta, ax, ay, az, gy, dt in imu_stream(const(45.0), const(0.0), 5.0, seed=41):
         est.update(ax, ay, az, gy, dt)
     assert est.settled
     est.reset()
@@ -413,9 +464,11 @@ def test_reset_reinitialises():
 
 def test_jittery_sample_period():
     est = TiltEstimator()
-    pos, vel, acc, end = trapezoid_move(-60.0, 60.0, 4.0, 4.0)
+    pos, vel, _acc, end = trapezoid_move(-60.0, 60.0, 4.0, 4.0)
     errors = []
-    for t, theta, ax, ay, az, gy, dt in imu_stream(pos, vel, end + 5, dt_ms=lambda r: r.randint(5, 20), seed=51):
+    for t, theta, ax, ay, az, gy, dt in imu_stream(
+        pos, vel, end + 5, dt_ms=lambda r: r.randint(5, 20), seed=51
+    ):
         est.update(ax, ay, az, gy, dt)
         if t >= SETTLE_S:
             errors.append(abs(est.angle_mdeg / 1000.0 - theta))

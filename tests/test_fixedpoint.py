@@ -66,7 +66,10 @@ def test_atan2_within_5_mdeg(y, x):
 
 
 @SETTINGS
-@given(st.integers(-SMALL_INT_MAX // 2, SMALL_INT_MAX // 2), st.integers(-SMALL_INT_MAX // 2, SMALL_INT_MAX // 2))
+@given(
+    st.integers(-SMALL_INT_MAX // 2, SMALL_INT_MAX // 2),
+    st.integers(-SMALL_INT_MAX // 2, SMALL_INT_MAX // 2),
+)
 def test_atan2_large_inputs(y, x):
     """The contract is |x|, |y| <= 40000, but any small int must work."""
     if x == 0 and y == 0:
