@@ -141,13 +141,20 @@ class Session:
         profile.set_limits(rate_mdps_limit, accel, jerk)
         self.target_mdeg = self.home_mdeg
 
-    def emergency_return(self, now_ms, profile, angle_mdeg, rate_mdps):
+    def emergency_return(self, now_ms, profile, angle_mdeg, rate_mdps, cmd_rate_mdps):
         """Let go: stop at the accel/jerk caps (shortest stop), then go home gently.
 
         Re-accelerating toward home at the caps would gain nothing but a jolt,
         so once the plan has turned the gentle limits take over.
         """
         lim = self._limits
+        # Brake from the slower of the measured and the last commanded head-down
+        # rate: a measurement above the command must not delay the first tick
+        # that asks for less.
+        if rate_mdps > 0:
+            commanded = max(0, cmd_rate_mdps)
+            if commanded < rate_mdps:
+                rate_mdps = commanded
         self._go_home(EMERGENCY_RETURN, now_ms, profile, angle_mdeg, rate_mdps,
                       self._emergency_rate, lim.accel_max_mdps2, lim.jerk_max_mdps3)
         if rate_mdps > 0:
@@ -173,11 +180,14 @@ class Session:
         self.target_mdeg = self.home_mdeg
 
     # --- the tick ----------------------------------------------------------------
-    def update(self, now_ms, held, released, angle_mdeg, rate_mdps, settled, profile):
+    def update(self, now_ms, held, released, angle_mdeg, rate_mdps, cmd_rate_mdps, settled,
+               profile):
         """Advance the state machine one tick. No allocation.
 
         `held`: the button is confirmed pressed; `released`: confirmed up
         (both contacts agree). Only `released` arms the next session.
+        `rate_mdps` is the measured rate, `cmd_rate_mdps` the rate the
+        position loop commanded last tick.
         """
         state = self.state
         if state == STARTUP:
@@ -203,7 +213,7 @@ class Session:
                 self.target_mdeg = self.hold_target_mdeg
             return
         if state in USER_SESSION_STATES and not held:
-            self.emergency_return(now_ms, profile, angle_mdeg, rate_mdps)
+            self.emergency_return(now_ms, profile, angle_mdeg, rate_mdps, cmd_rate_mdps)
             return
         if state == DESCENDING:
             if profile.done:

@@ -160,3 +160,28 @@ def test_holding_the_button_from_boot_does_not_start_a_session():
                          [Event(0, button="press")])).run()
     assert max(trace["angle_deg"]) < -59.0
     assert "DESCENDING" not in trace["state"]
+
+
+@settings(max_examples=10)
+@given(
+    user=st.builds(User, mass_kg=st.floats(40.0, 150.0), height_m=st.floats(1.45, 2.0)),
+    rate_dps=st.sampled_from([3.0]) | st.floats(0.5, 3.0),
+    release_after_s=st.floats(3.0, 25.0),
+)
+def test_first_tick_after_release_already_commands_less_head_down_drive(user, rate_dps,
+                                                                        release_after_s):
+    """Release latency: the tick that sees the release already lowers the head-down duty."""
+    pdata = {"target_angle_deg": 88.0, "hold_s": 5.0, "rock_amplitude_deg": 0.0,
+             "rock_period_s": 8.0, "descent_rate_dps": rate_dps}
+    run = Run(Scenario(600_000, 2, user, Program(pdata), pdata, [Event(500, button="press")]))
+    while run.controller.state_name != "DESCENDING":
+        run.step()
+    for _ in range(int(release_after_s * 100)):
+        run.step()
+    assert run.controller.state_name == "DESCENDING"
+    duty_before = run.controller.drive.duty
+    assert duty_before > 0
+    run.board.release_button()
+    run.step()
+    assert run.controller.state_name == "EMERGENCY_RETURN"
+    assert run.controller.drive.duty < duty_before
