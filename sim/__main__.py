@@ -1,5 +1,8 @@
 """Command line: python -m sim run SCENARIO.toml --trace OUT.csv [--plot OUT.png]
 
+`--runtime micropython` runs the firmware in the MicroPython unix port instead
+of CPython (sim/micropython_runtime.py); the trace is the same.
+
 Exit status: 0 the run completed and every safety check passed, 1 a safety
 check failed (the violations are printed), 2 the scenario or the command line
 is bad (a message names what is wrong; no traceback).
@@ -20,11 +23,16 @@ def _run(args):
     except ScenarioError as err:
         print("error: %s" % err, file=sys.stderr)
         return 2
-    if args.runtime != "cpython":
-        print("error: --runtime %s is not available yet (only cpython)" % args.runtime,
-              file=sys.stderr)
-        return 2
-    run = Run(scenario)
+    if args.runtime == "micropython":
+        from sim.micropython_runtime import MicroPythonRun, MicroPythonUnavailable
+
+        try:
+            run = MicroPythonRun(scenario)
+        except MicroPythonUnavailable as err:
+            print("error: %s" % err, file=sys.stderr)
+            return 2
+    else:
+        run = Run(scenario)
     trace = run.run()
     write_csv(trace, args.trace)
     print("trace: %s (%d rows)" % (args.trace, len(trace)))
