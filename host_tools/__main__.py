@@ -1,0 +1,32 @@
+"""`python -m host_tools COMMAND ...`: the host tools' command line.
+
+Each command lives in its own module with `add_arguments(parser)` and
+`run(args) -> exit status`; add a command by adding it to COMMANDS.
+"""
+
+import argparse
+import sys
+
+from host_tools import deploy, virtual_board
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "deploy": (deploy, "compile the firmware and copy what changed to a board, verified"),
+    "virtual-board": (virtual_board, "run the MicroPython unix port as a board mpremote can reach"),
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m host_tools", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    args = parser.parse_args(argv)
+    module, _ = COMMANDS[args.command]
+    return module.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
