@@ -15,7 +15,11 @@ Program flow of one tick (100 Hz, no heap allocation):
     9. feed the watchdog, last, only after a complete tick
 
 The peripherals come in a `board` object (boards/*.py on hardware, sim/board.py
-in the simulator) with the attributes listed in boards/README.md.
+in the simulator) with the attributes listed in boards/README.md. Which IMU
+driver and which H-bridge class to use follows `board.imu_type`
+("mpu6050" | "lsm6dsox") and `board.hbridge_type` ("pwm_dir" | "dual_pwm");
+a board without them gets the MPU-6050 and the PWM/DIR bridge. The
+estimator's scales are the chosen driver's module constants.
 """
 
 from micropython import const
@@ -24,8 +28,7 @@ from firmware import limits as L
 from firmware import session as S
 from firmware.blind_return import BlindReturn
 from firmware.button import HoldButton
-from firmware.drivers.hbridge import HBridgePwmDir
-from firmware.drivers.mpu6050 import ACCEL_LSB_PER_G, GYRO_LSB_PER_DPS_X10, MPU6050
+from firmware.drivers.hbridge import HBridgeDualPwm, HBridgePwmDir
 from firmware.estimator import TiltEstimator
 from firmware.motion_profile import MotionProfile
 from firmware.position_loop import PositionLoop
@@ -44,21 +47,51 @@ _HOME_SWITCH_TRUST_MDEG = const(5000)  # home switch believed within 5 deg of ho
 _BRAKE_WINDOW_MS = const(500)  # head-down braking allowed this long after a release
 
 
+def imu_driver(imu_type):
+    """(driver class, ACCEL_LSB_PER_G, GYRO_LSB_PER_DPS_X10) for an IMU type.
+
+    Imported on demand: a board carries only the driver it uses in RAM.
+    """
+    if imu_type == "mpu6050":
+        from firmware.drivers import mpu6050 as mod
+        return mod.MPU6050, mod.ACCEL_LSB_PER_G, mod.GYRO_LSB_PER_DPS_X10
+    if imu_type == "lsm6dsox":
+        from firmware.drivers import lsm6dsox as mod
+        return mod.LSM6DSOX, mod.ACCEL_LSB_PER_G, mod.GYRO_LSB_PER_DPS_X10
+    raise ValueError("board.imu_type = %r is not known (mpu6050, lsm6dsox)" % (imu_type,))
+
+
+def board_imu_type(board):
+    return getattr(board, "imu_type", "mpu6050")
+
+
+def make_drive(board, clock):
+    """The H-bridge driver for `board.hbridge_type` (default "pwm_dir")."""
+    kind = getattr(board, "hbridge_type", "pwm_dir")
+    if kind == "pwm_dir":
+        return HBridgePwmDir(board.motor_pwm, board.motor_dir, clock)
+    if kind == "dual_pwm":
+        return HBridgeDualPwm(board.motor_pwm, board.motor_pwm_retract, clock,
+                              getattr(board, "motor_enable", None))
+    raise ValueError("board.hbridge_type = %r is not known (pwm_dir, dual_pwm)" % (kind,))
+
+
 class Controller:
     def __init__(self, board, program, limits, table):
         self._board = board
         self._clock = board.clock
         self.limits = limits
         self.table = table
-        self.imu = MPU6050(board.i2c, board.imu_addr)
+        imu_class, accel_lsb_per_g, gyro_lsb_per_dps_x10 = imu_driver(board_imu_type(board))
+        self.imu = imu_class(board.i2c, board.imu_addr)
         self.imu.init()
         self.estimator = TiltEstimator(
-            accel_lsb_per_g=ACCEL_LSB_PER_G,
-            gyro_lsb_per_dps=GYRO_LSB_PER_DPS_X10 / 10,
+            accel_lsb_per_g=accel_lsb_per_g,
+            gyro_lsb_per_dps=gyro_lsb_per_dps_x10 / 10,
             mount_offset_mdeg=table.imu_mount_offset_mdeg,
         )
         self.button = HoldButton(board.button_no, board.button_nc, self._clock)
-        self.drive = HBridgePwmDir(board.motor_pwm, board.motor_dir, self._clock)
+        self.drive = make_drive(board, self._clock)
         board.deadman_timer.init(
             mode=board.deadman_timer.PERIODIC, period=_DEADMAN_CHECK_MS,
             callback=self.drive.check_deadman,
@@ -103,7 +136,11 @@ class Controller:
         self._last_ms = now
         self.ticks += 1
 
-        imu_ok = self._read_imu(now)
+        # Once the IMU is declared lost (a latched fault) it is not read again:
+        # nothing uses it any more, and each failed read raises OSError, which
+        # allocates (exception object, traceback) every tick, and on a hung
+        # bus waits out the I2C timeout.
+        imu_ok = self.fault == NO_FAULT and self._read_imu(now)
         est = self.estimator
         self.button.update(now)
         held = self.button.held
@@ -121,7 +158,7 @@ class Controller:
             duty = self._fault_duty(now, dt)
         else:
             session.update(now, held, self.button.released, est.angle_mdeg, est.rate_mdps,
-                           est.settled, self.profile)
+                           self.loop.rate_cmd_mdps, est.settled, self.profile)
             duty = self._planned_duty(dt, held)
         self.drive.command(duty)
         self._board.wdt.feed()
@@ -165,14 +202,19 @@ class Controller:
         self.head_down_permitted = permitted
         if permitted:
             rate_max = self.limits.head_down_rate_max_mdps
-            self._brake_envelope_mdps = rate_max
             self._permitted_until_ms = self._last_ms
         else:
             rate_max = self._braking_envelope(profile.vel_mdps)
         rate_min = -self.limits.rate_max_mdps
         if self.home_switch and angle - self.table.home_mdeg < _HOME_SWITCH_TRUST_MDEG:
             rate_min = 0  # at the home end of stroke: do not push into the stop
-        return self.loop.update(profile.pos_mdeg, profile.vel_mdps, angle, dt, rate_min, rate_max)
+        duty = self.loop.update(profile.pos_mdeg, profile.vel_mdps, angle, dt, rate_min, rate_max)
+        if permitted:
+            # A release's braking envelope starts at the last commanded rate,
+            # so the first tick after it already asks for less.
+            cmd = self.loop.rate_cmd_mdps
+            self._brake_envelope_mdps = max(0, cmd)
+        return duty
 
     def _braking_envelope(self, plan_vel_mdps):
         """Head-down rate still allowed after permission ended: only shrinks.

@@ -6,6 +6,7 @@ and reads only the attributes the real board files also have. The rest
 """
 
 from sim.clock import VirtualClock
+from sim.lsm6dsox_model import Lsm6dsoxModel
 from sim.mpu6050_model import Mpu6050Model
 from sim.peripherals import SimADC, SimI2C, SimPin, SimPWM, SimTimer, SimWDT
 from sim.plant import Plant, TableParams, geometry_for_firmware
@@ -15,6 +16,29 @@ CURRENT_FULL_SCALE_MA = 20000
 WDT_TIMEOUT_MS = 1000
 MOTOR_PWM_FREQ_HZ = 20000
 ADC_BITS = 12  # RP2040 ADC: read_u16 scales 12-bit samples to 16 bits
+# IMU options: model class and I2C address (as the board files have them).
+IMU_MODELS = {"mpu6050": (Mpu6050Model, 0x68), "lsm6dsox": (Lsm6dsoxModel, 0x6A)}
+HBRIDGE_TYPES = ("pwm_dir", "dual_pwm")
+
+
+class ShootThrough(RuntimeError):
+    """The firmware drove both inputs of a dual-PWM bridge at once."""
+
+
+class _BridgePWM(SimPWM):
+    """One PWM input of a dual-PWM bridge: every duty write is checked against
+    the other input (simulator side: `on_write` is the board's check)."""
+
+    def __init__(self, dest, on_write, **kwargs):
+        self._on_write = None
+        super().__init__(dest, **kwargs)
+        self._on_write = on_write
+
+    def duty_u16(self, *args):
+        result = super().duty_u16(*args)
+        if args and self._on_write is not None:
+            self._on_write()
+        return result
 
 
 class SimBoard:
@@ -23,27 +47,62 @@ class SimBoard:
     Firmware-facing attributes (same names as boards/*.py): name, clock, i2c,
     imu_addr, motor_pwm, motor_dir, current_adc, current_full_scale_ma,
     button_no, button_nc, home_switch, far_switch, buzzer, led, wdt,
-    deadman_timer, table_geometry, imu_mount_offset_mdeg.
+    deadman_timer, table_geometry, imu_mount_offset_mdeg; and imu_type,
+    hbridge_type, motor_pwm_retract, motor_enable, position_adc (None: no
+    feedback potentiometer), ankle_lock.
+
+    Options: `imu` "mpu6050" (default, at 0x68) or "lsm6dsox" (at 0x6A);
+    `hbridge` "pwm_dir" (default: motor_pwm + motor_dir) or "dual_pwm"
+    (BTS7960: motor_pwm = RPWM extend, motor_pwm_retract = LPWM,
+    motor_enable = R_EN/L_EN; motor_dir is None); `angle_deg` the table's
+    angle at power-up (default home: e.g. 40.0 for a power loss mid-session).
 
     Simulator side: plant, imu, press_button(), release_button(),
-    button_pressed, duty (signed, decoded from motor_pwm and motor_dir),
-    step(dt_us).
+    button_pressed, ankle_locked, duty (signed, decoded from the bridge
+    inputs), step(dt_us); shoot_through_events (dual PWM: writes that left
+    both inputs on; each also raises ShootThrough unless
+    `shoot_through_raises` is False); hang_cpu(ms), cpu_hung, cpu_reset()
+    for the watchdog work (sim/runner.py honours them).
     """
 
     name = "sim"
 
-    def __init__(self, user, seed=1, table=None, imu_kwargs=None, start_ms=None):
+    def __init__(self, user, seed=1, table=None, imu_kwargs=None, start_ms=None,
+                 imu="mpu6050", hbridge="pwm_dir", angle_deg=None):
+        if imu not in IMU_MODELS:
+            raise ValueError("imu=%r: expected one of %s" % (imu, ", ".join(IMU_MODELS)))
+        if hbridge not in HBRIDGE_TYPES:
+            raise ValueError("hbridge=%r: expected one of %s"
+                             % (hbridge, ", ".join(HBRIDGE_TYPES)))
         if table is None:
             table = TableParams()
         self.clock = VirtualClock(start_ms)
-        self.plant = Plant(table, user)
-        self.imu = Mpu6050Model(self.plant, seed=seed, clock=self.clock, **(imu_kwargs or {}))
+        self.plant = Plant(table, user, angle_deg=angle_deg)
+        model, imu_addr = IMU_MODELS[imu]
+        self.imu_type = imu
+        self.imu = model(self.plant, seed=seed, clock=self.clock, **(imu_kwargs or {}))
         self.button_pressed = False
+        self.ankle_locked = True
 
-        self.i2c = SimI2C({IMU_ADDR: self.imu})
-        self.imu_addr = IMU_ADDR
-        self.motor_pwm = SimPWM("motor_pwm", freq=MOTOR_PWM_FREQ_HZ, duty_u16=0)
-        self.motor_dir = SimPin("motor_dir", SimPin.OUT, value=0)
+        self.i2c = SimI2C({imu_addr: self.imu})
+        self.imu_addr = imu_addr
+        self.hbridge_type = hbridge
+        self.shoot_through_events = 0
+        self.shoot_through_raises = True
+        self.motor_pwm_retract = None
+        self.motor_enable = None
+        if hbridge == "dual_pwm":
+            self.motor_dir = None
+            self.motor_enable = SimPin("motor_enable", SimPin.OUT, value=0)
+            self.motor_pwm_retract = _BridgePWM("motor_lpwm", self._check_bridge,
+                                                freq=MOTOR_PWM_FREQ_HZ, duty_u16=0)
+            self.motor_pwm = _BridgePWM("motor_rpwm", self._check_bridge,
+                                        freq=MOTOR_PWM_FREQ_HZ, duty_u16=0)
+        else:
+            self.motor_pwm = SimPWM("motor_pwm", freq=MOTOR_PWM_FREQ_HZ, duty_u16=0)
+            self.motor_dir = SimPin("motor_dir", SimPin.OUT, value=0)
+        self.position_adc = None
+        self.cpu_hang_until_us = None
         self.current_adc = SimADC("current", read_fn=self._current_adc_u16)
         self.current_full_scale_ma = CURRENT_FULL_SCALE_MA
         pull = SimPin.PULL_UP
@@ -62,21 +121,78 @@ class SimBoard:
         self.far_switch = SimPin(
             "far_switch", SimPin.IN, pull, level_fn=lambda: 1 if self.plant.far_switch else 0
         )
+        # Ankle lock: normally-open microswitch to GND, closed (0) while latched.
+        self.ankle_lock = SimPin(
+            "ankle_lock", SimPin.IN, pull, level_fn=lambda: 0 if self.ankle_locked else 1
+        )
         self.buzzer = SimPin("buzzer", SimPin.OUT, value=0)
         self.led = SimPin("led", SimPin.OUT, value=0)
         self.wdt = SimWDT(self.clock, WDT_TIMEOUT_MS)
         self.deadman_timer = SimTimer(self.clock)
         self.table_geometry = geometry_for_firmware(table)
         self.imu_mount_offset_mdeg = round(self.imu.mount_offset_deg * 1000)
-        self._input_pins = (self.button_no, self.button_nc, self.home_switch, self.far_switch)
+        self._input_pins = (self.button_no, self.button_nc, self.home_switch, self.far_switch,
+                            self.ankle_lock)
 
     # --- simulator side -----------------------------------------------------
 
     @property
     def duty(self):
         """Signed duty the bridge applies: + = extend = head-down."""
+        if self.hbridge_type == "dual_pwm":
+            if not self.motor_enable.value():
+                return 0.0  # enables low: both half-bridges off
+            extend = self.motor_pwm.duty_u16()
+            retract = self.motor_pwm_retract.duty_u16()
+            if extend and retract:
+                return 0.0  # both on: flagged by _check_bridge; no net drive
+            return (extend - retract) / 65535.0
         magnitude = self.motor_pwm.duty_u16() / 65535.0
         return magnitude if self.motor_dir.value() else -magnitude
+
+    def _check_bridge(self):
+        """Dual PWM: both inputs on at once is a shoot-through fault."""
+        extend = self.motor_pwm.duty_u16() if hasattr(self, "motor_pwm") else 0
+        retract = self.motor_pwm_retract.duty_u16() if self.motor_pwm_retract else 0
+        if extend and retract:
+            self.shoot_through_events += 1
+            if self.shoot_through_raises:
+                raise ShootThrough(
+                    "dual-PWM bridge driven both ways at once: RPWM duty_u16=%d, LPWM "
+                    "duty_u16=%d (t=%.3f s)" % (extend, retract, self.clock.elapsed_us / 1e6)
+                )
+
+    # --- CPU faults (the runner honours them) ----------------------------------
+
+    def hang_cpu(self, ms):
+        """From now on, for `ms`, the CPU does not run the firmware's loop (a
+        hang): the runner skips its ticks. Hardware timers (the dead-man)
+        still fire; the watchdog is not fed, so past its timeout it resets."""
+        self.cpu_hang_until_us = self.clock.elapsed_us + int(ms) * 1000
+
+    @property
+    def cpu_hung(self):
+        until = self.cpu_hang_until_us
+        return until is not None and self.clock.elapsed_us < until
+
+    def cpu_reset(self):
+        """What a chip reset (watchdog) does to the board; the plant keeps its
+        state. The GPIOs go back to inputs, so the bridge inputs fall to their
+        pull-downs (motor off), timers stop, a hang ends; the watchdog counts
+        again from when the restarted firmware creates it (modelled as a feed).
+        """
+        self.cpu_hang_until_us = None
+        self.deadman_timer.deinit()
+        if self.motor_enable is not None:
+            self.motor_enable.value(0)
+        self.motor_pwm.duty_u16(0)
+        if self.motor_pwm_retract is not None:
+            self.motor_pwm_retract.duty_u16(0)
+        if self.motor_dir is not None:
+            self.motor_dir.value(0)
+        self.buzzer.value(0)
+        self.led.value(0)
+        self.wdt.feed()
 
     def press_button(self):
         self.button_pressed = True

@@ -3,19 +3,16 @@
 The real MicroPython driver talks to this through `SimI2C` exactly as it talks
 to the chip: register pointer write, then auto-incrementing reads or writes.
 Measurements are computed from the plant's true state when the driver reads
-them, with the imperfections a real part has (bias, noise, mounting offset,
-motor vibration, saturation, quantisation), each a constructor parameter so
-faults can turn them up later.
+them (sim/imu_physics.py, shared with the LSM6DSOX model), with the
+imperfections a real part has (bias, noise, mounting offset, motor
+vibration, saturation, quantisation), each a constructor parameter so faults
+can turn them up later.
 
 Sensor frame on the table: x toward the head, z out of the board (up when the
 table is flat), y the pivot axis; head-down rotation is positive about +y.
 """
 
-import errno
-import math
-import random
-
-from sim.plant import GRAVITY_MPS2
+from sim.imu_physics import ImuPhysics, to_int16_counts
 
 # Register map (datasheet RM-MPU-6000A-00 rev 4.2).
 SMPLRT_DIV = 0x19
@@ -65,56 +62,22 @@ TEMP_LSB_PER_C = 340.0
 TEMP_OFFSET_C = 36.53  # temperature = raw / 340 + 36.53
 
 
-def _to_int16_counts(value, lsb_per_unit):
-    counts = round(value * lsb_per_unit)
-    if counts > 32767:
-        return 32767
-    if counts < -32768:
-        return -32768
-    return counts
+_to_int16_counts = to_int16_counts  # shared with the LSM6DSOX model
 
 
-class Mpu6050Model:
+class Mpu6050Model(ImuPhysics):
     """MPU-6050 register file backed by a `Plant`, for `SimI2C`.
 
-    Simulator-side knobs (plain attributes): `nack` (every transfer raises
-    OSError ENODEV, like a missing or dead chip) and `frozen` (the data
-    registers stop updating: the same bytes on every read).
+    The sensor physics and the knobs (`nack`, `frozen`, bias, noise, mount
+    offset, vibration ...) come from `ImuPhysics` (sim/imu_physics.py); the
+    chip's axes are the sensor frame's (x toward the head, z up).
     """
 
-    def __init__(
-        self,
-        plant,
-        *,
-        seed=0,
-        clock=None,
-        mount_offset_deg=0.8,
-        imu_radius_m=0.30,
-        accel_bias_g=(0.004, -0.003, 0.006),
-        gyro_bias_dps=(0.8, -1.2, 0.5),
-        accel_noise_g=0.003,
-        gyro_noise_dps=0.04,
-        vibration_accel_g=0.05,
-        vibration_gyro_dps=0.3,
-        temperature_c=30.0,
-        temperature_noise_c=0.05,
-    ):
-        self.plant = plant
-        self.clock = clock  # optional: with it, samples follow the sample rate
-        self.rng = random.Random(seed)
-        self.mount_offset_deg = mount_offset_deg
-        self.imu_radius_m = imu_radius_m  # IMU distance headward of the pivot
-        self.accel_bias_g = tuple(accel_bias_g)
-        self.gyro_bias_dps = tuple(gyro_bias_dps)
-        self.accel_noise_g = accel_noise_g
-        self.gyro_noise_dps = gyro_noise_dps
-        self.vibration_accel_g = vibration_accel_g
-        self.vibration_gyro_dps = vibration_gyro_dps
-        self.temperature_c = temperature_c
-        self.temperature_noise_c = temperature_noise_c
-        self.nack = False
-        self.frozen = False
-        self.samples_taken = 0
+    BURST_REG = ACCEL_XOUT_H  # the firmware driver's one read per tick
+    BURST_LEN = 14
+
+    def __init__(self, plant, *, seed=0, clock=None, **knobs):
+        super().__init__(plant, seed=seed, clock=clock, **knobs)
         self._pointer = 0
         self._last_sample_us = None
         self.registers = bytearray(REGISTER_COUNT)
@@ -159,10 +122,6 @@ class Mpu6050Model:
             pointer = (pointer + 1) % REGISTER_COUNT
         self._pointer = pointer
 
-    def _check_ack(self):
-        if self.nack:
-            raise OSError(errno.ENODEV, "ENODEV")
-
     def _write_register(self, reg, value):
         if reg not in WRITABLE_REGISTERS:
             return
@@ -193,44 +152,6 @@ class Mpu6050Model:
                 return  # no new sample since the last read
             self._last_sample_us = now_us
         self._write_sample(self.measure())
-
-    def measure(self):
-        """One sample in physical units: (ax, ay, az) g, temp °C, (gx, gy, gz) dps."""
-        plant = self.plant
-        gauss = self.rng.gauss
-        theta_s = math.radians(plant.angle_deg + self.mount_offset_deg)
-        rate_rps = math.radians(plant.rate_dps)
-        accel_rps2 = math.radians(plant.accel_dps2)
-        radius = self.imu_radius_m
-        # Specific force in the table frame (g): gravity reaction plus the
-        # IMU's own acceleration on its arc (centripetal toward the pivot,
-        # tangential toward -z for a head-down angular acceleration).
-        table_x = -rate_rps * rate_rps * radius / GRAVITY_MPS2
-        table_z = -accel_rps2 * radius / GRAVITY_MPS2
-        offset = math.radians(self.mount_offset_deg)
-        cos_o = math.cos(offset)
-        sin_o = math.sin(offset)
-        ax = -math.sin(theta_s) + table_x * cos_o - table_z * sin_o
-        az = math.cos(theta_s) + table_x * sin_o + table_z * cos_o
-        ay = 0.0
-
-        vibration = abs(plant.duty)
-        accel_sigma = math.hypot(self.accel_noise_g, self.vibration_accel_g * vibration)
-        gyro_sigma = math.hypot(self.gyro_noise_dps, self.vibration_gyro_dps * vibration)
-        abx, aby, abz = self.accel_bias_g
-        gbx, gby, gbz = self.gyro_bias_dps
-        accel = (
-            ax + abx + gauss(0.0, accel_sigma),
-            ay + aby + gauss(0.0, accel_sigma),
-            az + abz + gauss(0.0, accel_sigma),
-        )
-        gyro = (
-            gbx + gauss(0.0, gyro_sigma),
-            plant.rate_dps + gby + gauss(0.0, gyro_sigma),
-            gbz + gauss(0.0, gyro_sigma),
-        )
-        temperature_c = self.temperature_c + gauss(0.0, self.temperature_noise_c)
-        return accel, temperature_c, gyro
 
     def _write_sample(self, sample):
         accel, temperature_c, gyro = sample

@@ -4,6 +4,14 @@ One virtual clock (sim/clock.py) drives everything: each control period the
 plant integrates with the duty the firmware last commanded, the clock
 advances (firing the H-bridge dead-man timer when due), scenario events are
 applied, then the firmware runs one tick and a trace row is recorded.
+
+Watchdog: when the board's watchdog has gone unfed past its timeout the chip
+resets: the board's outputs and timers go to their reset state
+(SimBoard.cpu_reset), the firmware boots again (a new Controller, STARTUP)
+on the same board, and the plant keeps its state. The trace marks that tick
+with firmware_reset = 1. A hung CPU (SimBoard.hang_cpu, the `loop_hang`
+fault) runs no ticks, so it feeds nothing: the dead-man timer stops the motor
+and the watchdog resets the firmware.
 """
 
 from firmware import limits as L
@@ -27,6 +35,7 @@ TRACE_COLUMNS = (
     "plan_deg",
     "head_down_permitted",
     "injected_fault",
+    "firmware_reset",  # 1 on the first tick after a watchdog reset (a new boot)
 )
 
 
@@ -63,6 +72,7 @@ class Run:
         self.t_ms = 0
         self.injected = []
         self.firmware_resets = 0
+        self._reset_now = False
         self._events = list(scenario.events)
 
     def _boot(self):
@@ -84,12 +94,16 @@ class Run:
         board.step(L.TICK_MS * 1000)
         self.t_ms += L.TICK_MS
         self._apply_events()
+        self._reset_now = False
         if board.wdt.expired:
-            # Watchdog reset: the firmware starts again, the table stays where it is.
+            # Watchdog reset: the chip resets (outputs off, timers stopped, a
+            # hang ended) and the firmware boots again; the table stays where it is.
             self.firmware_resets += 1
-            board.wdt.feed()
+            self._reset_now = True
+            board.cpu_reset()
             self.controller = self._boot()
-        self.controller.tick()
+        if not board.cpu_hung:
+            self.controller.tick()
         self._record()
 
     def _record(self):
@@ -110,6 +124,7 @@ class Run:
         c["plan_deg"].append(ctl.profile.pos_mdeg / 1000.0)
         c["head_down_permitted"].append(1 if ctl.head_down_permitted else 0)
         c["injected_fault"].append(self.injected[-1] if self.injected else "")
+        c["firmware_reset"].append(1 if self._reset_now else 0)
 
     def run(self):
         end_ms = self.scenario.duration_ms
@@ -123,7 +138,7 @@ def run_scenario(scenario, limits=None):
     return Run(scenario, limits=limits).run()
 
 
-_ROW_FORMAT = "%.3f,%s,%d,%.4f,%.4f,%.4f,%.4f,%.3f,%s,%.3f,%.4f,%.4f,%d,%s\n"
+_ROW_FORMAT = "%.3f,%s,%d,%.4f,%.4f,%.4f,%.4f,%.3f,%s,%.3f,%.4f,%.4f,%d,%s,%d\n"
 
 
 def write_csv(trace, path):
