@@ -31,6 +31,21 @@ controller raises, the motor outputs are switched off at once and the
 exception ends main.py: the watchdog then resets the board, which boots
 again and recovers.
 
+REPL (Ctrl-C): mpremote, and so `make flash`, interrupts a running board
+with Ctrl-C, which raises KeyboardInterrupt in the loop. `App.run()` catches
+it (`App.stop_for_repl()`): the H-bridge stops and every motor output goes
+off at once, the buzzer and the LED go off, one line is printed, and the
+board's timer (`board.repl_timer` if the board has one, else
+`board.deadman_timer`, which the controller no longer needs) feeds the
+watchdog every 200 ms from then on, still running the H-bridge dead-man
+check, so the board does not reset under the REPL while it is being deployed
+to. main.py then returns to the REPL; a reset (or power cycle) boots again.
+Stopping the motor on an operator's interrupt, rather than bringing the
+table home first, is acceptable only because an interrupt is a service
+action (a deploy) done with the table at home and nobody on it: when the last
+estimate (the controller's, else the self-test's accelerometer angle) is not
+at home, a WARNING line says so.
+
 Configuration: reading config.json is a separate piece of work; until then
 the program, limits and table come from DEFAULT_CONFIG below (a gentle 30 deg
 session without rocking; the table geometry of the simulated reference
@@ -78,6 +93,7 @@ _LED_HALF_PERIOD_MS = 250
 _REPORT_EVERY_MS = 10000
 _RECOVER_BEEP_EVERY_MS = 1000
 _RECOVER_BEEP_MS = 60
+_REPL_FEED_MS = 200  # watchdog feeds from the timer once at the REPL (WDT: 1 s)
 
 
 def read_manifest(path=MANIFEST_PATH):
@@ -126,8 +142,9 @@ class App:
     """What runs after boot: the controller (RUN), the controller until home
     (RECOVER_ONLY), or the halt loop (HALTED). `tick()` is one 10 ms step."""
 
-    def __init__(self, board, controller, mode, reasons, selftest=None):
+    def __init__(self, board, controller, mode, reasons, selftest=None, table=None):
         self.board = board
+        self.home_mdeg = table.home_mdeg if table is not None else None
         self.selftest = selftest  # the SelfTestResult (None if config failed first)
         self.controller = controller
         self.mode = mode
@@ -190,7 +207,57 @@ class App:
             board.wdt.feed()
 
     def run(self):
-        """The board's main loop; never returns (an exception ends it)."""
+        """The board's main loop; an exception ends it. Ctrl-C (KeyboardInterrupt)
+        stops the motor, hands the watchdog to a timer and returns (REPL)."""
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            while True:  # a second Ctrl-C inside must not leave the watchdog unfed
+                try:
+                    self.stop_for_repl()
+                    return
+                except KeyboardInterrupt:
+                    pass
+
+    def last_angle_mdeg(self):
+        """The last angle estimate (controller, else self-test), or None."""
+        if self.controller is not None:
+            return self.controller.estimator.angle_mdeg
+        result = self.selftest
+        if result is not None and result.accel_angle_deg is not None:
+            return int(result.accel_angle_deg * 1000)
+        return None
+
+    def stop_for_repl(self):
+        """Motor, buzzer and LED off; the watchdog fed by a timer from now on."""
+        board = self.board
+        controller = self.controller
+        if controller is not None:
+            controller.drive.stop()
+        motor_off(board)
+        board.buzzer.value(0)
+        board.led.value(0)
+        timer = getattr(board, "repl_timer", None)
+        if timer is None:
+            timer = board.deadman_timer
+        if board.wdt is not None:
+            timer.init(mode=timer.PERIODIC, period=_REPL_FEED_MS, callback=self._repl_feed)
+        print("main: interrupted (Ctrl-C): motor off, watchdog fed by a timer; REPL")
+        angle = self.last_angle_mdeg()
+        home = self.home_mdeg
+        if angle is None or home is None:
+            print("main: WARNING: table angle unknown; check that it is at home")
+        elif abs(angle - home) > S.HOME_TOLERANCE_MDEG:
+            print("main: WARNING: table at %.1f deg, not at home (%.1f deg): stopped there"
+                  % (angle / 1000, home / 1000))
+
+    def _repl_feed(self, _timer=None):
+        controller = self.controller
+        if controller is not None:
+            controller.drive.check_deadman()
+        self.board.wdt.feed()
+
+    def _loop(self):
         if self.mode == RUN:
             try:
                 self.controller.run()
@@ -231,7 +298,7 @@ def boot(board, config=None, manifest=None, read_file_hash=None, manifest_error=
         except OSError as err:
             result.fail("imu: the controller could not start it (%r)" % (err,))
             mode = HALTED
-    return App(board, controller, mode, result.reasons, result)
+    return App(board, controller, mode, result.reasons, result, table)
 
 
 def main(board=None, manifest_path=MANIFEST_PATH):

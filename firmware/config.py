@@ -59,9 +59,13 @@ def _m(value_deg):
 
 
 def release_stop_distance_mdeg(rate_mdps, accel_mdps2, jerk_mdps3):
-    """Distance a jerk-limited stop from `rate` covers (floats: config time only)."""
+    """Distance the release stop from `rate` covers (floats: config time only).
+
+    The stop is planned at RELEASE_BRAKE_ACCEL_NUM/DEN of the accel limit and
+    at the jerk limit (firmware/session.py emergency_return).
+    """
     v = rate_mdps / 1000.0
-    a = accel_mdps2 / 1000.0
+    a = accel_mdps2 * L.RELEASE_BRAKE_ACCEL_NUM / L.RELEASE_BRAKE_ACCEL_DEN / 1000.0
     j = jerk_mdps3 / 1000.0
     if v >= a * a / j:
         d = v * (v / a + a / j) / 2.0
@@ -113,6 +117,10 @@ class Limits:
         self.emergency_rate_mdps = _m(
             _number(s, data, "emergency_return_rate_dps", L.DEFAULT_EMERGENCY_RATE_MDPS / 1000,
                     1.0, self.rate_max_mdps / 1000, "deg/s")
+        )
+        # The release stop's planned deceleration (firmware/session.py).
+        self.release_brake_accel_mdps2 = (
+            self.accel_max_mdps2 * L.RELEASE_BRAKE_ACCEL_NUM // L.RELEASE_BRAKE_ACCEL_DEN
         )
         stop_mdeg = release_stop_distance_mdeg(
             self.head_down_rate_max_mdps, self.accel_max_mdps2, self.jerk_max_mdps3

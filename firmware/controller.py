@@ -44,6 +44,7 @@ _DT_MAX_MS = const(50)  # a late tick is integrated as at most this long
 _DEADMAN_CHECK_MS = const(20)
 _ANGLE_GUARD_MDEG = const(500)  # no head-down beyond setpoint max + this
 _HOME_SWITCH_TRUST_MDEG = const(5000)  # home switch believed within 5 deg of home
+_HOME_STOP_DECEL_MDPS2 = const(10000)  # head-up stop on the home over-travel switch
 _BRAKE_WINDOW_MS = const(500)  # head-down braking allowed this long after a release
 
 
@@ -107,6 +108,7 @@ class Controller:
         self.fault = NO_FAULT
         self.head_down_permitted = False
         self._brake_envelope_mdps = 0
+        self._home_floor_mdps = 0
         self._permitted_until_ms = self._clock.ticks_ms()
         self.home_switch = False
         self.far_switch = False
@@ -207,7 +209,16 @@ class Controller:
             rate_max = self._braking_envelope(profile.vel_mdps)
         rate_min = -self.limits.rate_max_mdps
         if self.home_switch and angle - self.table.home_mdeg < _HOME_SWITCH_TRUST_MDEG:
-            rate_min = 0  # at the home end of stroke: do not push into the stop
+            # Past home, on the over-travel switch: stop going head-up as a
+            # ramp (the floor rises from the last command at half the accel
+            # cap), not a bare stop; the hard stop is further on.
+            floor = self._home_floor_mdps + _HOME_STOP_DECEL_MDPS2 * dt // 1000
+            rate_min = floor
+        else:
+            floor = self.loop.rate_cmd_mdps  # where the ramp starts if the switch trips
+        self._home_floor_mdps = min(0, floor)
+        if rate_min > 0:
+            rate_min = 0
         duty = self.loop.update(profile.pos_mdeg, profile.vel_mdps, angle, dt, rate_min, rate_max)
         if permitted:
             # A release's braking envelope starts at the last commanded rate,

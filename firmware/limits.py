@@ -11,11 +11,11 @@ touches a float (floats are heap objects on MicroPython):
     time   ms
 
 Why these numbers (the person's head is about 1 m from the pivot):
-- Head-down rate cap 3 deg/s: from that speed a braking ramp at the accel and
-  jerk caps below stops within 0.52 deg, leaving the rest of the 1 deg release
-  budget for sensing, one tick of latency and actuator lag.
+- Head-down rate cap 3 deg/s: from that speed a braking ramp at 2/3 of the
+  accel cap and at the jerk cap below stops within 0.54 deg, leaving the rest
+  of the 1 deg release budget for sensing, one tick of latency and actuator lag.
 - Accel cap 20 deg/s^2 = 0.35 rad/s^2, about 0.35 m/s^2 at the head: a third of
-  a passenger lift's comfort limit. Used only for the release stop.
+  a passenger lift's comfort limit. Approached only by the release stop.
 - Jerk cap 100 deg/s^3 = 1.75 rad/s^3, about 1.7 m/s^3 at the head, the range
   lifts use for ride comfort (ISO 18738 class). Used only for the release stop.
 - Normal motion is far gentler (defaults below).
@@ -53,6 +53,11 @@ SESSION_MAX_MS = const(1800000)
 # After the hold button is let go the table may travel at most this much
 # further head-down before it turns for home.
 RELEASE_OVERTRAVEL_MAX_MDEG = const(1000)
+# The release stop is planned at this fraction of the accel cap (jerk at its
+# cap): the table's tracking of the plan adds up to about 30 % on the true
+# acceleration, which must stay under the cap.
+RELEASE_BRAKE_ACCEL_NUM = const(2)
+RELEASE_BRAKE_ACCEL_DEN = const(3)
 # Of that budget the planned braking ramp may use this much; the rest covers
 # one tick of latency (0.03 deg at 3 deg/s), the H-bridge soft stop and the
 # actuator's lag (about 0.3 deg together). Config is checked against it.
@@ -68,8 +73,6 @@ DEFAULT_EMERGENCY_RATE_MDPS = const(4000)
 DEFAULT_ROCK_RATE_MDPS = const(3000)
 DEFAULT_ACCEL_MDPS2 = const(4000)
 DEFAULT_JERK_MDPS3 = const(10000)
-# The release stop brakes at the accel and jerk caps in force: the shortest
-# stop that stays within the limits.
 
 # Largest magnitude of a MicroPython small int on a 32-bit board (31-bit
 # signed). Every value the control tick computes must stay within it, or it

@@ -6,6 +6,7 @@ for the serial console, prefixed by the part: "imu:", "button:", "switch:",
 "files:") to the result; `ok` is true when none failed.
 
     result = run_selftest(board, imu, table, manifest=None, read_file_hash=None)
+    result = check_files(board, manifest, read_file_hash=None)  # the file check alone
 
 board           the board object (boards/*.py or sim/board.py)
 imu             an IMU driver instance for the board (not yet init()ed);
@@ -210,6 +211,17 @@ def _check_files(board, manifest, read_file_hash, result):
         if actual != expected:
             result.fail("files: %s has SHA-256 %s..., the manifest says %s..."
                         % (path, str(actual)[:12], str(expected)[:12]))
+
+
+def check_files(board, manifest, read_file_hash=None, result=None):
+    """The file check alone (run_selftest runs it when given a manifest): every
+    file in `manifest` against its SHA-256, and the manifest's board against
+    board.name (the board object needs only `name` and `wdt`). Adds to
+    `result` (a new SelfTestResult by default) and returns it."""
+    if result is None:
+        result = SelfTestResult()
+    _check_files(board, manifest, read_file_hash, result)
+    return result
 
 
 def run_selftest(board, imu, table, manifest=None, read_file_hash=None):

@@ -142,7 +142,7 @@ class Session:
         self.target_mdeg = self.home_mdeg
 
     def emergency_return(self, now_ms, profile, angle_mdeg, rate_mdps, cmd_rate_mdps):
-        """Let go: stop at the accel/jerk caps (shortest stop), then go home gently.
+        """Let go: stop hard (2/3 accel cap, jerk cap), then go home gently.
 
         Re-accelerating toward home at the caps would gain nothing but a jolt,
         so once the plan has turned the gentle limits take over.
@@ -156,7 +156,7 @@ class Session:
             if commanded < rate_mdps:
                 rate_mdps = commanded
         self._go_home(EMERGENCY_RETURN, now_ms, profile, angle_mdeg, rate_mdps,
-                      self._emergency_rate, lim.accel_max_mdps2, lim.jerk_max_mdps3)
+                      self._emergency_rate, lim.release_brake_accel_mdps2, lim.jerk_max_mdps3)
         if rate_mdps > 0:
             # Moving head-down: aim at the point of release. The plan makes its
             # time-optimal stop at the caps and turns; then target and limits

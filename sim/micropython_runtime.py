@@ -60,7 +60,7 @@ from sim.runner import Run
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HARNESS = os.path.join(ROOT, "sim", "mp", "harness.py")
 FIRMWARE_DIR = os.path.join(ROOT, "firmware")
-PROTOCOL = 2
+PROTOCOL = 3
 
 # Board attributes the firmware reads that are plain values (peripherals are
 # found by type: SimPin, SimPWM, SimADC; None-valued attributes are passed
@@ -270,11 +270,10 @@ class MicroPythonLink:
         kind, data = self._recv()
         if kind != "H":
             self._fail(kind, data)
-        proto, states, faults, version = data.decode().split("|")
+        proto, version = data.decode().split("|")
         if int(proto) != PROTOCOL:
             self._fail(kind, data)
-        self.state_names = tuple(states.split(","))
-        self.fault_names = tuple(faults.split(","))
+        self.state_names = self.fault_names = None  # the N frame, at the first boot
         self.version = version
         if not getattr(type(board), "_sitl_flushing", False):
             board.__class__ = _flushing_class(type(board))
@@ -348,6 +347,10 @@ class MicroPythonLink:
                 return self._apply(data) if apply else None
             if kind == "I":
                 self._serve_i2c(data)
+            elif kind == "N":
+                states, faults = data.decode().split("|")
+                self.state_names = tuple(states.split(","))
+                self.fault_names = tuple(faults.split(","))
             elif kind == "E":
                 name, where, state, text = data.decode(errors="replace").split("|", 3)
                 raise MicroPythonError(name, where, state, text + self._stderr_text())

@@ -246,3 +246,80 @@ def test_an_exception_in_the_control_loop_switches_the_motor_off_and_ends_main()
     with pytest.raises(OSError):
         app.run()  # Controller.run() never returns; only the exception ends it
     assert board.motor_pwm.duty_u16() == 0  # the watchdog resets the board next
+
+
+# --- Ctrl-C (mpremote attaching for a deploy) -------------------------------------------
+
+
+def _interrupt_after(app, target, ticks):
+    """Make `target.tick` raise KeyboardInterrupt on its `ticks`-th call (Ctrl-C)."""
+    inner = target.tick
+    calls = []
+
+    def tick():
+        calls.append(1)
+        if len(calls) == ticks:
+            raise KeyboardInterrupt
+        inner()
+
+    target.tick = tick
+    return calls
+
+
+def _idle_at_the_repl(board, seconds):
+    """The board at the REPL: time passes, nothing runs but the timers."""
+    for _ in range(int(round(seconds * 100))):
+        board.step(10_000)
+
+
+def test_ctrl_c_at_home_stops_the_motor_and_the_timer_keeps_the_watchdog_fed(capsys):
+    board = SimBoard(USER)
+    app = boot(board)
+    assert app.mode_name == "run"
+    _interrupt_after(app, app.controller, 50)
+    app.run()  # returns to the REPL instead of raising
+    out = capsys.readouterr().out
+    assert "interrupted (Ctrl-C): motor off, watchdog fed by a timer" in out
+    assert "WARNING" not in out  # at home: a deploy is a service action there
+    assert board.duty == 0.0
+    _idle_at_the_repl(board, 5.0)  # 5 x the watchdog's timeout, no control tick
+    assert not board.wdt.expired and board.wdt.late_feeds == 0
+    assert board.duty == 0.0
+
+
+@pytest.mark.parametrize("bridge", ["pwm_dir", "dual_pwm"])
+def test_ctrl_c_mid_descent_switches_the_motor_off_at_once_and_warns(capsys, bridge):
+    board = SimBoard(USER, hbridge=bridge)
+    app = boot(board)
+    log = run_app(board, app, 8.0, actions={1000: SimBoard.press_button})
+    assert log.states()[-1] == "DESCENDING" and board.duty > 0.1
+    capsys.readouterr()
+    _interrupt_after(app, app.controller, 1)
+    app.run()
+    out = capsys.readouterr().out
+    assert board.duty == 0.0 and board.motor_pwm.duty_u16() == 0
+    if bridge == "dual_pwm":
+        assert board.motor_pwm_retract.duty_u16() == 0 and board.motor_enable.value() == 0
+    assert board.buzzer.value() == 0 and board.led.value() == 0
+    assert "WARNING: table at" in out and "not at home (-60.0 deg)" in out
+    angle = board.plant.angle_deg
+    _idle_at_the_repl(board, 3.0)
+    assert not board.wdt.expired and board.wdt.late_feeds == 0
+    assert board.duty == 0.0
+    assert board.plant.angle_deg == pytest.approx(angle, abs=0.5)  # stopped, not driven
+    assert board.shoot_through_events == 0
+
+
+def test_ctrl_c_in_the_halt_loop_silences_the_signal_and_keeps_the_watchdog_fed(capsys):
+    board = SimBoard(USER)
+    board.far_switch.level_fn = lambda: 1  # a failed self-test: the halt loop runs
+    app = boot(board)
+    assert app.mode_name == "halted"
+    calls = _interrupt_after(app, app, 120)
+    app.run()  # the halt loop ticks on the board's own (virtual) clock
+    assert len(calls) == 120
+    out = capsys.readouterr().out
+    assert "interrupted (Ctrl-C)" in out and "WARNING" not in out
+    assert board.buzzer.value() == 0 and board.led.value() == 0 and board.duty == 0.0
+    _idle_at_the_repl(board, 5.0)
+    assert not board.wdt.expired and board.wdt.late_feeds == 0

@@ -309,17 +309,17 @@ def test_switching_board_replaces_the_board_module(built):
 # The boot self-test's file check (firmware/selftest.py), run on the board
 # against the manifest deploy wrote, with main.py's own manifest reader. The
 # unix port has no Pin/I2C, so the hardware checks (IMU, button, switches)
-# cannot run there: only the file check does, with a stand-in for the board
-# object (it reads only `name` and `wdt`).
+# cannot run there: only the file check does (check_files), with a stand-in
+# for the board object (it reads only `name` and `wdt`). The whole self-test
+# against simulated peripherals: tests/test_virtual_board_selftest.py.
 SELFTEST_FILES = """
 import main
-from firmware.selftest import SelfTestResult, _check_files
+from firmware.selftest import check_files
 class Stand:
     name = %r
     wdt = None
 manifest, error = main.read_manifest()
-result = SelfTestResult()
-_check_files(Stand(), manifest, None, result)
+result = check_files(Stand(), manifest)
 print('@@', error, result.files_checked, result.ok)
 for reason in result.reasons:
     print('@@reason', reason)

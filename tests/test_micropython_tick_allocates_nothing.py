@@ -49,11 +49,12 @@ from sim.scenario import load, parse
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIN_TICKS = 1000
 IMU_FAIL_TICKS = 3  # failed IMU reads before the controller declares it lost
-# 64K does not fit on the unix port: it is 64-bit (every object twice the size
-# it is on the RP2040/ESP32), and the live heap after boot is ~63 KB, of
-# which the firmware's modules ~42 KB and the SITL harness ~11 KB. 96K leaves
-# room for growth; what this guards is that nothing accumulates.
-SMALL_HEAP = "96K"
+# The unix port is 64-bit (every object twice the size it is on the
+# RP2040/ESP32). The live heap after boot is ~57 KB: the firmware's modules
+# and objects ~45 KB (the config reader is dropped after boot), the SITL
+# harness ~10 KB, the interpreter ~2 KB. 59K is the smallest heap that
+# completes the scenario (sim/mp/harness.py: Harness.boot).
+SMALL_HEAP = "64K"
 
 _SESSION = """
 duration_s = {duration}

@@ -185,3 +185,25 @@ def test_first_tick_after_release_already_commands_less_head_down_drive(user, ra
     run.step()
     assert run.controller.state_name == "EMERGENCY_RETURN"
     assert run.controller.drive.duty < duty_before
+
+
+@settings(max_examples=6)
+@given(
+    user=st.builds(User, mass_kg=st.floats(40.0, 150.0), height_m=st.floats(1.45, 2.0)),
+    az_bias_g=st.floats(0.013, 0.02),
+)
+def test_arriving_home_onto_the_over_travel_switch_stops_within_the_accel_cap(user, az_bias_g):
+    """An estimate reading high near home drives the table past home onto the
+    over-travel switch: the firmware stops head-up motion as a ramp, not a bare stop."""
+    from sim.board import SimBoard
+
+    pdata = {"target_angle_deg": 10.0, "hold_s": 1.0, "rock_amplitude_deg": 0.0,
+             "rock_period_s": 8.0, "rest_s": 0.0}
+    events = [Event(500, button="press"), Event(20_000, button="release")]
+    scenario = Scenario(60_000, 4, user, Program(pdata), pdata, events)
+    board = SimBoard(user, seed=4, imu_kwargs={"accel_bias_g": (0.0, 0.0, az_bias_g)})
+    trace = Run(scenario, board=board).run()
+    assert min(trace["angle_deg"]) < -60.5  # it did reach the switch
+    assert checks.accel_within_cap(trace) == []
+    assert checks.rate_never_past_cap(trace) == []
+    assert trace["state"][-1] == "HOME"

@@ -23,7 +23,9 @@ Protocol: frames of kind (1 byte), payload length (u16 LE), payload.
     M  memory: answered with M (gc.mem_alloc, gc.mem_free after a collect)
     i  answer to an I2C request
   here -> CPython
-    H  hello: protocol, state and fault names, interpreter version (once)
+    H  hello: protocol, interpreter version (once, at start)
+    N  names: the firmware's state and fault names (once, before the first
+       boot's O)
     O  outputs after B/T/F: output pins, watchdog feeds, shoot-throughs,
        timer configuration, what the trace records, each PWM's duty/freq
     I  an I2C transaction other than the burst read for this tick,
@@ -48,11 +50,8 @@ import sys
 import micropython
 from micropython import const
 
-from firmware.config import Limits, Program, Table
-from firmware.controller import FAULT_NAMES, Controller
-from firmware.session import STATE_NAMES
-
-_PROTOCOL = const(2)
+_PROTOCOL = const(3)
+_GC_THRESHOLD_BOOT = const(2048)  # bytes: collect this often while the firmware loads
 
 # MicroPython `time` semantics on a 32-bit port (what the board has).
 _TICKS_MASK = const(0x3FFFFFFF)
@@ -224,25 +223,51 @@ class I2C:
                 return
         self.h.forward_i2c(_I2C_READ_MEM, addr, memaddr, addrsize, buf)
 
-    def readfrom_mem(self, addr, memaddr, nbytes, *, addrsize=8):
-        buf = bytearray(nbytes)
-        self.readfrom_mem_into(addr, memaddr, buf, addrsize=addrsize)
-        return bytes(buf)
-
     def writeto_mem(self, addr, memaddr, buf, *, addrsize=8):
         self.pending = False
         self.h.forward_i2c(_I2C_WRITE_MEM, addr, memaddr, addrsize, buf)
 
 
 def _decode(value):
-    """Floats travel as 'f:' + the hex of their 8 IEEE bytes: bit-exact."""
-    if isinstance(value, dict):
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
+    """Floats travel as 'f:' + the hex of their 8 IEEE bytes: bit-exact.
+    Dicts and lists are decoded in place (no second copy at boot)."""
     if isinstance(value, str) and value[:2] == "f:":
         return struct.unpack("<d", bytes(int(value[i:i + 2], 16) for i in range(2, 18, 2)))[0]
+    if isinstance(value, dict):
+        for k in list(value):
+            value[k] = _decode(value[k])
+    elif isinstance(value, list):
+        for i in range(len(value)):
+            value[i] = _decode(value[i])
     return value
+
+
+class _Values:
+    """Attributes only: what firmware/config.py read, without its classes."""
+
+
+def _plain(obj):
+    v = _Values()
+    for k, x in obj.__dict__.items():
+        setattr(v, k, x)
+    return v
+
+
+def _read_config(o):
+    """Program, Limits and Table, read by firmware/config.py (on MicroPython,
+    from the same data as on the CPython runtime), copied into plain objects.
+    The reader is start-up code: an instance of one of its classes would keep
+    the whole module alive (class -> methods -> module globals), about 6.5 KB
+    of a 64K heap; without one it is dropped here and collected, and the next
+    boot (a watchdog reset) imports it again."""
+    from firmware import config
+    try:
+        return (_plain(config.Program(o["program"])), _plain(config.Limits(o["limits"])),
+                _plain(config.Table(o["table"])))
+    finally:
+        config = None
+        del sys.modules["firmware.config"]
+        delattr(sys.modules["firmware"], "config")
 
 
 def _locked(harness, fn):
@@ -268,6 +293,7 @@ class Harness:
         self.locked = False
         self.proxy_alloc = 0  # bytes the forwarding below allocated (not the firmware's)
         self.shoot = 0
+        self.named = False  # the N frame sent
 
     def _board(self, o):
         """The peripherals, by the names the simulator's board has."""
@@ -446,26 +472,53 @@ class Harness:
             self.send("M", struct.pack("<II", gc.mem_alloc(), gc.mem_free()))
             return
         elif kind == "B":
-            o = _decode(json.loads(data))
-            if self.ctl is None:
-                self._board(o)
-            self._reset(o)
-            self.heap_lock = o["heap_lock"]
-            program = Program(o["program"])
-            limits = Limits(o["limits"])
-            table = Table(o["table"])
-            self.data = data = o = None
-            self.ctl = None
-            gc.collect()
-            self.ctl = Controller(self, program, limits, table)
+            data = None
+            threshold = gc.threshold()
+            gc.threshold(_GC_THRESHOLD_BOOT)
+            try:
+                self.boot()
+            finally:
+                gc.threshold(threshold)
         else:
             raise ValueError("unknown frame %r" % kind)
         self.outputs()
 
+    def _configure(self):
+        """The B frame: the board set up and reset, (program, limits, table).
+        The frame and its decoded form are gone when this returns."""
+        o = json.loads(self.data)
+        self.data = None
+        o = _decode(o)
+        if self.ctl is None:
+            self._board(o)
+        self._reset(o)
+        self.heap_lock = o["heap_lock"]
+        return _read_config(o)
+
+    def boot(self):
+        """A new Controller (first boot, or after a watchdog reset).
+
+        Ordered for a small heap (-X heapsize=64K): the firmware's modules
+        are imported here, not with the harness, and only after the config
+        reader (firmware/config.py, start-up code) has been dropped again
+        (_read_config), so the two are never in the heap together; the
+        collector runs every _GC_THRESHOLD_BOOT bytes meanwhile, so what an
+        import leaves behind is freed before the next module is loaded
+        instead of scattering holes over the whole heap."""
+        self.ctl = None
+        program, limits, table = self._configure()
+        gc.collect()
+        from firmware.controller import Controller
+        self.ctl = Controller(self, program, limits, table)
+        if not self.named:
+            self.named = True
+            from firmware.controller import FAULT_NAMES
+            from firmware.session import STATE_NAMES
+            self.send("N", ("%s|%s" % (",".join(STATE_NAMES), ",".join(FAULT_NAMES))).encode())
+
     def serve(self):
-        self.send("H", ("%d|%s|%s|%s" % (
-            _PROTOCOL, ",".join(STATE_NAMES), ",".join(FAULT_NAMES),
-            ".".join(str(v) for v in sys.implementation.version[:3]))).encode())
+        self.send("H", ("%d|%s" % (
+            _PROTOCOL, ".".join(str(v) for v in sys.implementation.version[:3]))).encode())
         while True:
             kind = self.recv()
             if kind is None:
@@ -476,7 +529,10 @@ class Harness:
                 # (a locked tick has already unlocked the heap in `finally`)
                 buf = io.StringIO()
                 sys.print_exception(err, buf)
-                state = "" if self.ctl is None else STATE_NAMES[self.ctl.session.state]
+                state = ""
+                if self.ctl is not None:
+                    from firmware.session import STATE_NAMES
+                    state = STATE_NAMES[self.ctl.session.state]
                 self.send("E", ("%s|%s|%s|%s" % (
                     type(err).__name__, "tick" if self.in_tick else "harness", state,
                     buf.getvalue())).encode())
