@@ -35,6 +35,8 @@ sensor that is rotated about z).
 
 from micropython import const
 
+from firmware.drivers.burst_imu import BurstImu
+
 _FUNC_CFG_ACCESS = const(0x01)
 _WHO_AM_I = const(0x0F)
 _CTRL1_XL = const(0x10)
@@ -67,7 +69,7 @@ def _s16(lo, hi):
     return value
 
 
-class LSM6DSOX:
+class LSM6DSOX(BurstImu):
     """Raw accelerometer/gyro counts in the firmware's sensor frame.
 
     After read(): ax, ay, az (ACCEL_LSB_PER_G per g), gx, gy, gz
@@ -78,28 +80,7 @@ class LSM6DSOX:
     """
 
     def __init__(self, i2c, addr=DEFAULT_ADDR):
-        self._i2c = i2c
-        self._addr = addr
-        self._buf = bytearray(14)
-        self._last = bytearray(14)
-        self._reg = bytearray(1)
-        self.ax = 0
-        self.ay = 0
-        self.az = 0
-        self.gx = 0
-        self.gy = 0
-        self.gz = 0
-        self.temp_raw = 0
-        self.sample = 0
-        self.frozen_reads = 0
-
-    def _write(self, reg, value):
-        self._reg[0] = value
-        self._i2c.writeto_mem(self._addr, reg, self._reg)
-
-    def _read(self, reg):
-        self._i2c.readfrom_mem_into(self._addr, reg, self._reg)
-        return self._reg[0]
+        BurstImu.__init__(self, i2c, addr)
 
     def init(self):
         """Reset the chip, set ranges and rates; raises OSError if it is absent or wrong."""
@@ -128,18 +109,7 @@ class LSM6DSOX:
 
     def read(self):
         """One burst read of temperature, gyro and accel. No allocation."""
-        buf = self._buf
-        self._i2c.readfrom_mem_into(self._addr, _OUT_TEMP_L, buf)
-        same = 1
-        last = self._last
-        for i in range(14):
-            if buf[i] != last[i]:
-                same = 0
-            last[i] = buf[i]
-        if same:
-            self.frozen_reads += 1
-        else:
-            self.frozen_reads = 0
+        buf = self._burst(_OUT_TEMP_L)
         # Little-endian pairs: temp, gyro X/Y/Z, accel X/Y/Z (chip axes),
         # mapped to the firmware frame: x = chip Y, y = -chip X, z = chip Z.
         # Negating -32768 gives 32768: still a small int.
@@ -150,4 +120,3 @@ class LSM6DSOX:
         self.ay = -_s16(buf[8], buf[9])
         self.ax = _s16(buf[10], buf[11])
         self.az = _s16(buf[12], buf[13])
-        self.sample += 1

@@ -8,6 +8,8 @@ nothing. Bus errors surface as OSError for the supervisor to act on.
 
 from micropython import const
 
+from firmware.drivers.burst_imu import BurstImu
+
 _SMPLRT_DIV = const(0x19)
 _CONFIG = const(0x1A)
 _GYRO_CONFIG = const(0x1B)
@@ -35,7 +37,7 @@ def _s16(hi, lo):
     return value
 
 
-class MPU6050:
+class MPU6050(BurstImu):
     """Raw accelerometer/gyro counts in the sensor frame.
 
     Sensor frame on the table: x toward the head, z out of the board, y the
@@ -46,28 +48,7 @@ class MPU6050:
     """
 
     def __init__(self, i2c, addr=DEFAULT_ADDR):
-        self._i2c = i2c
-        self._addr = addr
-        self._buf = bytearray(14)
-        self._last = bytearray(14)
-        self._reg = bytearray(1)
-        self.ax = 0
-        self.ay = 0
-        self.az = 0
-        self.gx = 0
-        self.gy = 0
-        self.gz = 0
-        self.temp_raw = 0
-        self.sample = 0
-        self.frozen_reads = 0
-
-    def _write(self, reg, value):
-        self._reg[0] = value
-        self._i2c.writeto_mem(self._addr, reg, self._reg)
-
-    def _read(self, reg):
-        self._i2c.readfrom_mem_into(self._addr, reg, self._reg)
-        return self._reg[0]
+        BurstImu.__init__(self, i2c, addr)
 
     def init(self):
         """Wake the sensor and set ranges; raises OSError if it is absent or wrong."""
@@ -85,18 +66,7 @@ class MPU6050:
 
     def read(self):
         """One burst read of accel, temperature and gyro. No allocation."""
-        buf = self._buf
-        self._i2c.readfrom_mem_into(self._addr, _ACCEL_XOUT_H, buf)
-        same = 1
-        last = self._last
-        for i in range(14):
-            if buf[i] != last[i]:
-                same = 0
-            last[i] = buf[i]
-        if same:
-            self.frozen_reads += 1
-        else:
-            self.frozen_reads = 0
+        buf = self._burst(_ACCEL_XOUT_H)
         self.ax = _s16(buf[0], buf[1])
         self.ay = _s16(buf[2], buf[3])
         self.az = _s16(buf[4], buf[5])
@@ -104,4 +74,3 @@ class MPU6050:
         self.gx = _s16(buf[8], buf[9])
         self.gy = _s16(buf[10], buf[11])
         self.gz = _s16(buf[12], buf[13])
-        self.sample += 1
