@@ -111,7 +111,7 @@ def import_problems(rel, text):
     return problems
 
 
-def _compile(mpy_cross, root, rel, out_path):
+def compile_one(mpy_cross, root, rel, out_path):
     """Run mpy-cross on one file; returns a problem message or None."""
     # Relative input with cwd=root: errors and tracebacks name "firmware/x.py".
     cmd = [mpy_cross, *MPY_CROSS_FLAGS, "-o", out_path, rel]
@@ -169,11 +169,11 @@ def build(out_dir=DEFAULT_OUT, root=ROOT, mpy_cross=None):
             if rel in ROOT_SCRIPTS:
                 dest_rel = rel
                 shutil.copyfile(src, os.path.join(staging, dest_rel))
-                problem = _compile(mpy_cross, root, rel, os.path.join(staging, ".check.mpy"))
+                problem = compile_one(mpy_cross, root, rel, os.path.join(staging, ".check.mpy"))
             else:
                 dest_rel = rel[:-3] + ".mpy"
                 os.makedirs(os.path.dirname(os.path.join(staging, dest_rel)), exist_ok=True)
-                problem = _compile(mpy_cross, root, rel, os.path.join(staging, dest_rel))
+                problem = compile_one(mpy_cross, root, rel, os.path.join(staging, dest_rel))
             if problem:
                 problems.append(problem)
                 continue

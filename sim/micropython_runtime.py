@@ -119,23 +119,25 @@ def find_mpy_cross():
 
 
 def compile_mpy(dest_dir, with_harness=True):
-    """Compile firmware/ (and the harness) with mpy-cross into `dest_dir`.
-    Returns {path relative to dest_dir: .mpy size in bytes}."""
+    """Compile firmware/ (and the harness) with mpy-cross into `dest_dir`, as
+    `make build` compiles them for a board: the same flags, and each file
+    named by its path in the repository (the source name a .mpy embeds, and
+    keeps in RAM: an absolute path would make the heap used depend on where
+    the checkout lives). Returns {path relative to dest_dir: .mpy size}."""
+    from host_tools import build
     mpy_cross = find_mpy_cross()
-    sources = []
-    for folder, _dirs, files in os.walk(FIRMWARE_DIR):
-        for name in files:
-            if name.endswith(".py"):
-                path = os.path.join(folder, name)
-                sources.append((path, os.path.relpath(path, ROOT)))
+    sources = [rel for rel in build.source_files(ROOT) if rel.startswith("firmware/")]
     if with_harness:
-        sources.append((HARNESS, "harness.py"))
+        sources += ["sim/mp/harness.py", "sim/mp/harness_boot.py"]
     sizes = {}
-    for path, rel in sorted(sources):
-        out = os.path.join(dest_dir, rel[:-3] + ".mpy")
+    for rel in sources:
+        name = rel.removeprefix("sim/mp/")
+        out = os.path.join(dest_dir, name[:-3] + ".mpy")
         os.makedirs(os.path.dirname(out), exist_ok=True)
-        subprocess.run([mpy_cross, "-o", out, path], check=True, capture_output=True)
-        sizes[os.path.relpath(out, dest_dir)] = os.path.getsize(out)
+        problem = build.compile_one(mpy_cross, ROOT, rel, out)
+        if problem:
+            raise MicroPythonError("mpy-cross", "build", "", problem)
+        sizes[os.path.relpath(out, dest_dir).replace(os.sep, "/")] = os.path.getsize(out)
     return sizes
 
 

@@ -43,7 +43,6 @@ firmware's and raises MemoryError.
 
 import gc
 import io
-import json
 import struct
 import sys
 
@@ -228,48 +227,6 @@ class I2C:
         self.h.forward_i2c(_I2C_WRITE_MEM, addr, memaddr, addrsize, buf)
 
 
-def _decode(value):
-    """Floats travel as 'f:' + the hex of their 8 IEEE bytes: bit-exact.
-    Dicts and lists are decoded in place (no second copy at boot)."""
-    if isinstance(value, str) and value[:2] == "f:":
-        return struct.unpack("<d", bytes(int(value[i:i + 2], 16) for i in range(2, 18, 2)))[0]
-    if isinstance(value, dict):
-        for k in list(value):
-            value[k] = _decode(value[k])
-    elif isinstance(value, list):
-        for i in range(len(value)):
-            value[i] = _decode(value[i])
-    return value
-
-
-class _Values:
-    """Attributes only: what firmware/config.py read, without its classes."""
-
-
-def _plain(obj):
-    v = _Values()
-    for k, x in obj.__dict__.items():
-        setattr(v, k, x)
-    return v
-
-
-def _read_config(o):
-    """Program, Limits and Table, read by firmware/config.py (on MicroPython,
-    from the same data as on the CPython runtime), copied into plain objects.
-    The reader is start-up code: an instance of one of its classes would keep
-    the whole module alive (class -> methods -> module globals), about 6.5 KB
-    of a 64K heap; without one it is dropped here and collected, and the next
-    boot (a watchdog reset) imports it again."""
-    from firmware import config
-    try:
-        return (_plain(config.Program(o["program"])), _plain(config.Limits(o["limits"])),
-                _plain(config.Table(o["table"])))
-    finally:
-        config = None
-        del sys.modules["firmware.config"]
-        delattr(sys.modules["firmware"], "config")
-
-
 def _locked(harness, fn):
     harness.locked = True
     micropython.heap_lock()
@@ -295,57 +252,12 @@ class Harness:
         self.shoot = 0
         self.named = False  # the N frame sent
 
-    def _board(self, o):
-        """The peripherals, by the names the simulator's board has."""
-        for k, v in o["plain"].items():
-            setattr(self, k, v)
-        for k in o["none"]:
-            setattr(self, k, None)
-        self.clock = Clock()
-        self.i2c = I2C(self)
-        self.wdt = WDT()
-        self.deadman_timer = Timer()
-        self._inputs = [Pin(False) for _ in o["inputs"]]
-        self._outputs = [Pin(True) for _ in o["outputs"]]
-        self._pwms = [PWM(self) for _ in o["pwms"]]
-        self._adcs = [ADC() for _ in o["adcs"]]
-        for names, objs in ((o["inputs"], self._inputs), (o["adcs"], self._adcs)):
-            for i in range(len(names)):
-                setattr(self, names[i], objs[i])
-        for i in range(len(o["outputs"])):
-            setattr(self, o["outputs"][i][0], self._outputs[i])
-        for i in range(len(o["pwms"])):
-            setattr(self, o["pwms"][i][0], self._pwms[i])
-        if o["pair"]:
-            a = getattr(self, o["pair"][0])
-            b = getattr(self, o["pair"][1])
-            a.partner = b
-            b.partner = a
+    def make_obuf(self):
+        """The O frame's buffer, allocated once (its size: the PWM count)."""
         n = _OUTPUTS_SIZE + _PWM_SIZE * len(self._pwms)
         self._obuf = bytearray(3 + n)
         self._obuf[0] = ord("O")
         self._obuf[1] = n
-
-    def _reset(self, o):
-        """The board as the simulator has it at boot (after a chip reset:
-        outputs off, timer stopped)."""
-        for i in range(len(self._outputs)):
-            self._outputs[i].out = o["outputs"][i][1]
-        for i in range(len(self._pwms)):
-            self._pwms[i].f = o["pwms"][i][1]
-            self._pwms[i].duty = o["pwms"][i][2]
-        for i in range(len(self._inputs)):
-            self._inputs[i].level = o["levels"][i]
-        for i in range(len(self._adcs)):
-            self._adcs[i].value = o["adc"][i]
-        self.clock.ms = o["ms"]
-        self.clock.us = o["us"]
-        self.i2c.pending = False
-        t = self.deadman_timer
-        t.armed = False
-        t.callback = None
-        self.wdt.feeds = 0
-        self.shoot = 0
 
     def send(self, kind, payload):
         n = len(payload)
@@ -483,18 +395,6 @@ class Harness:
             raise ValueError("unknown frame %r" % kind)
         self.outputs()
 
-    def _configure(self):
-        """The B frame: the board set up and reset, (program, limits, table).
-        The frame and its decoded form are gone when this returns."""
-        o = json.loads(self.data)
-        self.data = None
-        o = _decode(o)
-        if self.ctl is None:
-            self._board(o)
-        self._reset(o)
-        self.heap_lock = o["heap_lock"]
-        return _read_config(o)
-
     def boot(self):
         """A new Controller (first boot, or after a watchdog reset).
 
@@ -506,7 +406,13 @@ class Harness:
         import leaves behind is freed before the next module is loaded
         instead of scattering holes over the whole heap."""
         self.ctl = None
-        program, limits, table = self._configure()
+        import harness_boot
+        try:
+            program, limits, table = harness_boot.configure(
+                self, (Clock, Pin, PWM, ADC, WDT, Timer, I2C))
+        finally:
+            harness_boot = None
+            del sys.modules["harness_boot"]
         gc.collect()
         from firmware.controller import Controller
         self.ctl = Controller(self, program, limits, table)
