@@ -163,7 +163,7 @@ def decode_line(line):
     if len(line) < len(LINE_PREFIX) + 3 + _CRC_LEN:
         raise ValueError("too short for a record (%d bytes)" % len(line))
     if line[-_CRC_LEN - 1] != 0x20:
-        raise ValueError("no checksum at the end of the line")
+        raise ValueError("no checksum at the end of the line (cut short by a reset, or damaged)")
     crc = line[-_CRC_LEN:]
     for c in crc:
         if c not in _HEX:
