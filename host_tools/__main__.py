@@ -8,11 +8,14 @@ import argparse
 import sys
 
 from host_tools import deploy, virtual_board
+from host_tools import logs, monitor
 
 # name -> (module, one-line help)
 COMMANDS = {
     "deploy": (deploy, "compile the firmware and copy what changed to a board, verified"),
     "virtual-board": (virtual_board, "run the MicroPython unix port as a board mpremote can reach"),
+    "logs": (logs, "session logs: pull them from a board, plot them (PNG)"),
+    "monitor": (monitor, "live telemetry from the board's serial console"),
 }
 
 
