@@ -185,7 +185,7 @@ class _CutFile:
     def __init__(self, path, keep):
         if keep < 0:
             raise PowerCut  # before the new file is even created
-        self.f = open(path, "ab")  # noqa: SIM115
+        self.f = open(path, "ab")
         self.keep = keep
 
     def __enter__(self):
@@ -208,7 +208,7 @@ class _CutFile:
      "write_all_but_1", "done"],
 )  # fmt: skip
 def test_reset_at_each_step_of_rotation_loses_only_the_new_record(tmp_path, monkeypatch, step):
-    log, recs = _write_log(tmp_path, 12)
+    log, _ = _write_log(tmp_path, 12)
     assert log.rotations == 1
     older, _ = SL.parse_log((tmp_path / "sessions.1.log").read_bytes())
     current, _ = SL.parse_log((tmp_path / "sessions.log").read_bytes())
