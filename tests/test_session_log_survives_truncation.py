@@ -24,6 +24,14 @@ from firmware.session_log import SessionLog, read_records
 MAX_BYTES = 4096
 
 
+@pytest.fixture(autouse=True)
+def _no_host_sync(monkeypatch):
+    """os.sync() flushes every file system of the host: slow on a busy machine and
+    no part of what these tests check (the power cuts are simulated on the bytes).
+    test_append_syncs_where_the_port_can checks that append does call it."""
+    monkeypatch.setattr(SL, "_sync", lambda: None)
+
+
 def record(i, samples=20):
     return {
         "v": 1,
@@ -316,3 +324,28 @@ def test_bad_settings_and_oversized_records_are_refused(tmp_path):
         SessionLog(str(tmp_path), name="a/b.log")
     with pytest.raises(ValueError, match=r"session record is \d+ bytes, more than max_bytes 4096"):
         SessionLog(str(tmp_path), max_bytes=4096).append(record(1, samples=1000))
+
+
+def test_append_syncs_where_the_port_can(tmp_path, monkeypatch):
+    monkeypatch.undo()  # the real _sync
+
+    class CountingOS:
+        def __init__(self):
+            self.syncs = 0
+
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def sync(self):
+            self.syncs += 1
+
+    fake = CountingOS()
+    monkeypatch.setattr(SL, "os", fake)
+    log = SessionLog(str(tmp_path), max_bytes=MAX_BYTES)
+    log.append(record(1))
+    assert fake.syncs == 1
+    appends = 1
+    while log.rotations == 0:
+        log.append(record(2))
+        appends += 1
+    assert fake.syncs == appends + 1  # each append, and the rotation's rename
