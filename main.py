@@ -46,10 +46,33 @@ action (a deploy) done with the table at home and nobody on it: when the last
 estimate (the controller's, else the self-test's accelerometer angle) is not
 at home, a WARNING line says so.
 
-Configuration: reading config.json is a separate piece of work; until then
-the program, limits and table come from DEFAULT_CONFIG below (a gentle 30 deg
-session without rocking; the table geometry of the simulated reference
-table). `boot(board, config=...)` takes another dict of the same shape.
+Configuration (`main()` on a board): config.json is read by
+firmware/device_config.py (sections table, limits, program; every key
+checked). A missing or bad file leaves the firmware on conservative defaults
+(the gentlest program: 15 deg, short hold, no rocking; limits never above the
+hard caps of firmware/limits.py): the console says so, naming the key, and
+while the table runs the LED flashes twice every 2 s (see "LED codes").
+`boot(board, config=...)` takes a dict of the same shape instead (strict: a
+bad one halts; tests); without either, DEFAULT_CONFIG below.
+
+Therapy (`main()`): profile.json, the user's profile (firmware/therapy.py),
+decides each session's program: the progression from 15 deg, at most two
+sessions a day when the board's clock is set, and none at all until the
+medical-clearance answers are recorded and clear. config.json's program is
+the ceiling: the profile's program is tightened to it (therapy.cap_program).
+Between ticks, App follows the session (SessionWatch, no allocation); when
+one ends (back at HOME) it is recorded in the profile, which is written
+safely (a temporary file, then a rename) while the motor is off, and the
+controller gets the next program (`Controller.set_program`, None = no
+session). A boot away from home (a session cut by a power loss or a reset)
+is recorded as "power_loss" once the table is home. A missing or bad
+profile means no sessions; the file is never overwritten then.
+
+LED codes while the controller runs (short flashes every 2 s; a latched
+fault's alarm, driven by the controller, takes precedence): 1 flash = no
+session available (therapy: see the console for why), 2 flashes = config.json
+problem (conservative defaults), 3 = both. A failed self-test blinks at 2 Hz
+with beeps (above).
 """
 
 import sys
@@ -61,6 +84,8 @@ from firmware.controller import Controller, board_imu_type, imu_driver
 from firmware.selftest import away_from_home, run_selftest
 
 MANIFEST_PATH = "manifest.json"  # relative: the board's root is the current folder
+CONFIG_PATH = "config.json"
+PROFILE_PATH = "profile.json"
 
 DEFAULT_CONFIG = {
     "program": {
@@ -94,6 +119,315 @@ _REPORT_EVERY_MS = 10000
 _RECOVER_BEEP_EVERY_MS = 1000
 _RECOVER_BEEP_MS = 60
 _REPL_FEED_MS = 200  # watchdog feeds from the timer once at the REPL (WDT: 1 s)
+_FLASH_MS = 100  # LED codes while running: short flashes...
+_FLASH_SLOT_MS = 300  # ...one every 300 ms...
+_CODE_PERIOD_MS = 2000  # ...repeated every 2 s
+_CODE_NO_SESSION = 1
+_CODE_CONFIG = 2
+_THERAPY_CHECK_MS = 60000  # at home, the therapy decision is renewed (the day changes)
+# The board's clock counts as set from this date on (2024-01-01): an RTC that
+# was never set reads 2000 or 2021 after a power-up.
+CLOCK_SET_AFTER_S = 1704067200
+_EPOCH_2000_S = 946684800  # ports whose time.time() counts from 2000
+
+
+def wall_clock_s(board):
+    """Seconds since 1970 from the board's clock (its `time`), or None when it
+    has none or it was never set. Start-up / end-of-session code."""
+    clock = board.clock
+    read = getattr(clock, "time", None)
+    if read is None:
+        return None
+    try:
+        t = int(read())
+        gmtime = getattr(clock, "gmtime", None)
+        if gmtime is not None and gmtime(0)[0] == 2000:
+            t += _EPOCH_2000_S
+    except (OSError, ValueError, TypeError, OverflowError):
+        return None
+    return t if t >= CLOCK_SET_AFTER_S else None
+
+
+def read_device_config(path=CONFIG_PATH):
+    """(program, limits, table, problems) from config.json, never raising on
+    a bad file (firmware/device_config.py); the reader is dropped after."""
+    from firmware import device_config
+
+    try:
+        return device_config.read_device_config(path)
+    finally:
+        device_config.drop()
+
+
+class SessionWatch:
+    """Follows the controller between ticks and notices a session ending.
+
+    `update()` runs after every tick: it allocates nothing unless the state
+    changed. When a session that went head-down is over (back at HOME, or
+    SAFE_STOP) it returns its record for firmware/therapy.py:
+    {"ended", "duration_s", "peak_angle_deg", "start_s", "target_angle_deg"}.
+    ended: "fault" if the controller latched a fault, else "released" if it
+    went through EMERGENCY_RETURN (the user let go), else "completed" if it
+    went through RETURNING. A boot that found the table away from home
+    (STARTUP -> RECOVERING: a session cut by a power loss or a reset) is
+    returned as "power_loss" once home. `wall_clock()`: epoch s or None.
+    """
+
+    def __init__(self, clock, wall_clock):
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self.state = -1
+        self.active = False
+        self.recovering = False
+        self.released = False
+        self.returned = False
+        self.start_ms = 0
+        self.start_s = None
+        self.peak_mdeg = 0
+        self.target_mdeg = 0
+
+    def update(self, controller):
+        state = controller.session.state
+        if self.active:
+            angle = controller.estimator.angle_mdeg
+            if angle > self.peak_mdeg:
+                self.peak_mdeg = angle
+        if state == self.state:
+            return None
+        prev = self.state
+        self.state = state
+        return self._changed(controller, prev, state)
+
+    def _begin(self, controller):
+        self.start_ms = self._clock.ticks_ms()
+        self.start_s = self._wall_clock()
+        self.peak_mdeg = controller.estimator.angle_mdeg
+        self.target_mdeg = controller.session.hold_target_mdeg
+        self.released = False
+        self.returned = False
+
+    def _changed(self, controller, prev, state):
+        if state == S.DESCENDING and prev == S.HOME:
+            self._begin(controller)
+            self.active = True
+            self.recovering = False
+        elif state == S.RECOVERING and not self.active:
+            self._begin(controller)
+            self.recovering = True
+        elif state == S.RETURNING:
+            self.returned = True
+        elif state == S.EMERGENCY_RETURN:
+            self.released = True
+        elif state == S.HOME or state == S.SAFE_STOP:
+            if self.active:
+                self.active = False
+                if controller.fault:
+                    ended = "fault"
+                elif self.released:
+                    ended = "released"
+                elif self.returned:
+                    ended = "completed"
+                else:
+                    ended = "fault"
+                return self._record(ended, self.start_s)
+            if self.recovering:
+                self.recovering = False
+                return self._record("power_loss", self.start_s)
+        return None
+
+    def _record(self, ended, start_s):
+        ms = self._clock.ticks_diff(self._clock.ticks_ms(), self.start_ms)
+        return {
+            "ended": ended,
+            "duration_s": ms / 1000 if ended != "power_loss" else 0.0,
+            "peak_angle_deg": self.peak_mdeg / 1000,
+            "start_s": start_s,
+            "target_angle_deg": self.target_mdeg / 1000,
+        }
+
+
+def _write_json_safely(path, data):
+    """Write `data` as JSON to a temporary file (streamed: no big string),
+    then rename it over `path`: a power loss leaves the old file or the new
+    one, never half of one."""
+    import json
+    import os
+
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    try:
+        os.rename(tmp, path)
+    except OSError:  # a file system whose rename does not replace
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        os.rename(tmp, path)
+
+
+class Therapy:
+    """profile.json on the board: which program the next session gets, and
+    each session recorded when it ends (firmware/therapy.py has the rules and
+    is imported only for that, then dropped)."""
+
+    def __init__(self, path=PROFILE_PATH, wall_clock=None, log=print):
+        self.path = path  # None: kept in RAM only (the simulator's ProfileDriver)
+        self.wall_clock = wall_clock if wall_clock is not None else _no_clock
+        self.log = log
+        self.profile = None  # the validated profile, or None (no sessions)
+        self.problem = None  # why there is no usable profile
+        self.ceiling = None  # config.json's program (a dict): the profile's is capped to it
+        self.program = None  # the program in force (a dict), None = no session
+        self.reason = "not decided yet"  # why there is no session
+        self.records = 0
+        self.save_error = None
+        self.watch = None
+        self._next_check_ms = 0
+        self._pending = False
+
+    def load(self, text=None):
+        """Read and check the profile (text: instead of the file)."""
+        from firmware import therapy
+
+        try:
+            if text is None and self.path is not None:
+                text = self._read()
+            if text is None:
+                self.profile = None
+                self.problem = ("no %s on the board: no sessions until the medical-clearance "
+                                "questions are answered (python -m host_tools profile new, "
+                                "then profile push)" % self.path)
+                return
+            import json
+
+            try:
+                data = json.loads(text)
+            except ValueError as err:
+                self.profile = None
+                self.problem = "%s is not valid JSON (%s): no sessions" % (self.path, err)
+                return
+            try:
+                self.profile = therapy.validate_profile(data)
+                self.problem = None
+            except therapy.ProfileError as err:
+                self.profile = None
+                self.problem = "%s: %s: no sessions" % (self.path, err)
+        finally:
+            therapy.drop()
+
+    def _read(self):
+        for name in (self.path, self.path + ".tmp"):  # .tmp: a rename cut short
+            try:
+                with open(name) as f:
+                    return f.read()
+            except OSError:
+                pass
+        return None
+
+    def decide(self, now_s):
+        """The next session's program (dict) or None; sets program/reason."""
+        if self.profile is None:
+            self.program = None
+            self.reason = self.problem
+            return None
+        from firmware import therapy
+
+        try:
+            program, reason = therapy.session_program(self.profile, now_s)
+            if program is not None:
+                program = therapy.cap_program(program, self.ceiling)
+        finally:
+            therapy.drop()
+        self.program = program
+        self.reason = reason
+        return program
+
+    def start(self, controller, ceiling_program, clock):
+        """At boot, with the controller in STARTUP: the first decision.
+        ceiling_program: config.json's Program (None: no ceiling)."""
+        if ceiling_program is not None:
+            from firmware import therapy
+
+            try:
+                self.ceiling = therapy.program_dict(ceiling_program)
+            finally:
+                therapy.drop()
+        self.watch = SessionWatch(clock, self.wall_clock)
+        self.apply(controller, True)
+
+    def apply(self, controller, announce=False):
+        """Decide again and hand the controller the result (at HOME/STARTUP)."""
+        before = self.program
+        before_reason = self.reason
+        program = self.decide(self.wall_clock())
+        if program is None:
+            controller.set_program(None)
+        else:
+            controller.set_program(Program(program))
+        if announce or program != before or (program is None and self.reason != before_reason):
+            self.report()
+
+    def report(self):
+        if self.program is None:
+            self.log("therapy: NO SESSION: %s" % self.reason)
+        else:
+            p = self.program
+            self.log("therapy: next session %.0f deg, hold %.0f s, rocking %.0f deg, down %.1f / "
+                  "up %.1f deg/s, rest %.0f s" % (
+                      p["target_angle_deg"], p["hold_s"], p["rock_amplitude_deg"],
+                      p["descent_rate_dps"], p["return_rate_dps"], p["rest_s"]))
+
+    def record(self, record):
+        """One session into the profile, saved; True if the profile changed."""
+        if self.profile is None:
+            return False
+        from firmware import therapy
+
+        try:
+            self.profile = therapy.record_session(self.profile, record, self.wall_clock())
+        except therapy.ProfileError as err:
+            self.log("therapy: session not recorded: %s" % err)
+            return False
+        finally:
+            therapy.drop()
+        self.records += 1
+        self.log("therapy: session recorded: %s, peak %.1f deg, %.0f s"
+                 % (record["ended"], record["peak_angle_deg"], record["duration_s"]))
+        if self.path is None:
+            return True
+        try:
+            _write_json_safely(self.path, self.profile)
+            self.save_error = None
+        except OSError as err:  # kept in RAM: the caps still hold until a reset
+            self.save_error = err
+            self.log("therapy: %s could not be written (%r)" % (self.path, err))
+        return True
+
+    def between_ticks(self, controller, board):
+        """After each tick (RUN): no allocation unless a session just ended
+        or the periodic re-decision at home is due."""
+        watch = self.watch
+        if watch is None:  # start() not called: nothing to follow
+            return
+        record = watch.update(controller)
+        if record is not None:
+            if board.wdt is not None:
+                board.wdt.feed()  # the file write may take a while
+            self.record(record)
+            self._pending = True
+        if controller.session.state != S.HOME:
+            return
+        clock = board.clock
+        now = clock.ticks_ms()
+        if self._pending or clock.ticks_diff(now, self._next_check_ms) >= 0:
+            self._pending = False
+            self._next_check_ms = clock.ticks_add(now, _THERAPY_CHECK_MS)
+            self.apply(controller)
+
+
+def _no_clock():
+    return None
 
 
 def read_manifest(path=MANIFEST_PATH):
@@ -142,21 +476,44 @@ class App:
     """What runs after boot: the controller (RUN), the controller until home
     (RECOVER_ONLY), or the halt loop (HALTED). `tick()` is one 10 ms step."""
 
-    def __init__(self, board, controller, mode, reasons, selftest=None, table=None):
+    def __init__(self, board, controller, mode, reasons, selftest=None, table=None,
+                 config_problems=(), therapy=None):
         self.board = board
         self.home_mdeg = table.home_mdeg if table is not None else None
         self.selftest = selftest  # the SelfTestResult (None if config failed first)
         self.controller = controller
         self.mode = mode
         self.reasons = list(reasons)
+        self.config_problems = list(config_problems)  # config.json: on conservative defaults
+        self.therapy = therapy  # a Therapy (main() on a board), or None
+        self.overruns = 0
         clock = board.clock
         self._clock = clock
         self._start_ms = clock.ticks_ms()
         self._reported_ms = self._start_ms
+        self._code_ms = self._start_ms
+        self._reported_fault = 0
         if mode == RUN:
             print("boot: self-test passed; running")
         else:
             self._report()
+        self.report_config()
+
+    def report_config(self):
+        if not self.config_problems:
+            return
+        print("config: PROBLEM in config.json; running on conservative defaults (15 deg, "
+              "no rocking, slow; limits within the hard caps):")
+        for problem in self.config_problems:
+            print("  - config: " + problem)
+
+    def led_code(self):
+        """Flashes of the running LED code: 0 none, 1 no session, 2 config, 3 both."""
+        code = _CODE_CONFIG if self.config_problems else 0
+        therapy = self.therapy
+        if therapy is not None and therapy.program is None:
+            code += _CODE_NO_SESSION
+        return code
 
     @property
     def mode_name(self):
@@ -177,6 +534,7 @@ class App:
         controller = self.controller
         controller.tick()
         if self.mode == RUN:
+            self._after_tick(controller)
             return
         state = controller.session.state
         if state == S.HOME or state == S.SAFE_STOP:
@@ -188,6 +546,31 @@ class App:
         t = self._clock.ticks_diff(self._clock.ticks_ms(), self._start_ms)
         self.board.led.value(1)
         self.board.buzzer.value(1 if t % _RECOVER_BEEP_EVERY_MS < _RECOVER_BEEP_MS else 0)
+
+    def _after_tick(self, controller):
+        """RUN: the console on a fault, the therapy watch, the LED code.
+        Allocates nothing unless something changed."""
+        fault = controller.fault
+        if fault != self._reported_fault:
+            self._reported_fault = fault
+            print("FAULT %s: state %s, angle %d mdeg"
+                  % (controller.fault_name, controller.state_name,
+                     controller.estimator.angle_mdeg))
+        if self.therapy is not None:
+            self.therapy.between_ticks(controller, self.board)
+        if fault:
+            return  # the controller's alarm has the LED
+        code = self.led_code()
+        if code == 0:
+            return
+        clock = self._clock
+        now = clock.ticks_ms()
+        t = clock.ticks_diff(now, self._code_ms)
+        if t >= _CODE_PERIOD_MS or t < 0:
+            self._code_ms = now
+            t = 0
+        on = t < code * _FLASH_SLOT_MS and t % _FLASH_SLOT_MS < _FLASH_MS
+        self.board.led.value(1 if on else 0)
 
     def _halted_tick(self):
         board = self.board
@@ -258,26 +641,44 @@ class App:
         self.board.wdt.feed()
 
     def _loop(self):
-        if self.mode == RUN:
-            try:
-                self.controller.run()
-            finally:
-                motor_off(self.board)  # the watchdog resets the board next
+        """One tick every TICK_MS. An exception in RUN (the control tick, the
+        therapy bookkeeping) switches the motor off and ends main.py: the
+        unfed watchdog resets the board, and the boot recovers home."""
         clock = self._clock
         next_ms = clock.ticks_add(clock.ticks_ms(), L.TICK_MS)
-        while True:
-            self.tick()
-            wait = clock.ticks_diff(next_ms, clock.ticks_ms())
-            if wait > 0:
-                clock.sleep_ms(wait)
-            next_ms = clock.ticks_add(next_ms, L.TICK_MS)
+        try:
+            while True:
+                self.tick()
+                wait = clock.ticks_diff(next_ms, clock.ticks_ms())
+                if wait > 0:
+                    clock.sleep_ms(wait)
+                elif self.mode == RUN:
+                    self.overruns += 1
+                next_ms = clock.ticks_add(next_ms, L.TICK_MS)
+        except Exception:
+            if self.controller is not None:
+                self.controller.drive.stop()
+            motor_off(self.board)  # the watchdog resets the board next
+            raise
 
 
-def boot(board, config=None, manifest=None, read_file_hash=None, manifest_error=None):
-    """Self-test `board` and decide what runs; returns the App (not yet running)."""
+def boot(board, config=None, manifest=None, read_file_hash=None, manifest_error=None,
+         device_config=None, therapy=None):
+    """Self-test `board` and decide what runs; returns the App (not yet running).
+
+    config: a config dict (strict: a bad one halts, naming the key), else
+    device_config: (program, limits, table, problems) from
+    read_device_config() (problems: running on its conservative defaults),
+    else DEFAULT_CONFIG. therapy: a Therapy whose profile decides each
+    session's program (None: the config's program, as given).
+    """
     motor_off(board)
+    problems = []
     try:
-        program, limits, table = load_config(DEFAULT_CONFIG if config is None else config)
+        if config is None and device_config is not None:
+            program, limits, table, problems = device_config
+        else:
+            program, limits, table = load_config(DEFAULT_CONFIG if config is None else config)
         imu_class = imu_driver(board_imu_type(board))[0]
     except (ConfigError, ValueError) as err:
         return App(board, None, HALTED, ["config: %s" % err])
@@ -298,14 +699,40 @@ def boot(board, config=None, manifest=None, read_file_hash=None, manifest_error=
         except OSError as err:
             result.fail("imu: the controller could not start it (%r)" % (err,))
             mode = HALTED
-    return App(board, controller, mode, result.reasons, result, table)
+    if mode != RUN:
+        therapy = None  # no sessions anyway
+    app = App(board, controller, mode, result.reasons, result, table, problems, therapy)
+    if therapy is not None:
+        therapy.start(controller, program, board.clock)
+    return app
 
 
-def main(board=None, manifest_path=MANIFEST_PATH):
+def start(board=None, manifest_path=MANIFEST_PATH, config_path=CONFIG_PATH,
+          profile_path=PROFILE_PATH, wall_clock=None):
+    """Everything main() does before the loop: the App, ready to run.
+
+    wall_clock: a function giving epoch seconds or None (default: the
+    board's clock, wall_clock_s)."""
     manifest, manifest_error = read_manifest(manifest_path)
     if board is None:
         board = make_board(manifest)
-    boot(board, manifest=manifest, manifest_error=manifest_error).run()
+    motor_off(board)
+    loaded = read_device_config(config_path)
+    therapy = Therapy(profile_path, wall_clock or _board_wall_clock(board))
+    therapy.load()
+    return boot(board, manifest=manifest, manifest_error=manifest_error, device_config=loaded,
+                therapy=therapy)
+
+
+def main(board=None, manifest_path=MANIFEST_PATH):
+    start(board, manifest_path).run()
+
+
+def _board_wall_clock(board):
+    def now_s():
+        return wall_clock_s(board)
+
+    return now_s
 
 
 if __name__ == "__main__":
