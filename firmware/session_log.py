@@ -54,6 +54,7 @@ file (FAT cannot). Disk use stays under 2 x max_bytes.
 
 import binascii
 import errno
+import io
 import json
 import os
 
@@ -180,66 +181,84 @@ def decode_line(line):
     return record
 
 
-def parse_log(data, label="log"):
+def _parse_stream(stream, label, keep_series):
+    # One line at a time (readline): on a board only one line is in RAM at once.
+    records = []
+    problems = []
+    n = 0
+    while True:
+        raw = stream.readline()
+        if not raw:
+            break
+        n += 1
+        complete = raw[-1] == 0x0A
+        line = raw[:-1] if complete else raw
+        if not line:
+            continue
+        rec = None
+        why = ""
+        try:
+            rec = decode_line(line)
+        except ValueError as e:
+            why = str(e)
+        if rec is None:
+            # A cut line the next record was glued onto: retry from each later "L1 ".
+            j = line.find(LINE_PREFIX, 1)
+            while j > 0:
+                try:
+                    rec = decode_line(line[j:])
+                    break
+                except ValueError:
+                    j = line.find(LINE_PREFIX, j + 1)
+            if rec is not None:
+                why = "%d damaged bytes before a good record skipped" % j
+            elif not complete:
+                why = (
+                    "cut short (%d bytes, no end of line): the record being written when "
+                    "the board lost power or reset" % len(line)
+                )
+            problems.append("%s line %d: %s" % (label, n, why))
+        if rec is not None:
+            if not keep_series:
+                rec.pop("angle_series_deg", None)
+            records.append(rec)
+    return records, problems
+
+
+def parse_log(data, label="log", keep_series=True):
     """The bytes of one log file -> (records, problems). Never raises on content.
 
     A line that fails but holds a later "L1 " (a cut line the next record was
     glued onto) is retried from there. A last line without its newline is
     kept if it checks out (its CRC covers every other byte), else reported as
-    cut short.
+    cut short. keep_series=False drops each record's angle series once read
+    (on a board: what progression rules need, without the RAM the series take).
     """
-    records = []
-    problems = []
-    lines = data.split(b"\n")
-    last = len(lines) - 1
-    for i in range(len(lines)):
-        line = lines[i]
-        if not line:
-            continue
-        try:
-            records.append(decode_line(line))
-            continue
-        except ValueError as e:
-            why = str(e)
-        j = line.find(LINE_PREFIX, 1)
-        while j > 0:
-            try:
-                records.append(decode_line(line[j:]))
-                break
-            except ValueError:
-                j = line.find(LINE_PREFIX, j + 1)
-        if j > 0:
-            problems.append(
-                "%s line %d: %d damaged bytes before a good record skipped" % (label, i + 1, j)
-            )
-            continue
-        if i == last:
-            why = (
-                "cut short (%d bytes, no end of line): the record being written when "
-                "the board lost power or reset" % len(line)
-            )
-        problems.append("%s line %d: %s" % (label, i + 1, why))
-    return records, problems
+    return _parse_stream(io.BytesIO(data), label, keep_series)
 
 
-def read_file(path):
+def read_file(path, keep_series=True):
     """One log file -> (records, problems); a missing file gives ([], [])."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        f = open(path, "rb")
     except OSError as e:
         if e.args and e.args[0] == errno.ENOENT:  # no log yet
             return [], []
         return [], ["%s: cannot be read (%s)" % (path, e)]
-    return parse_log(data, path)
+    try:
+        return _parse_stream(f, path, keep_series)
+    except OSError as e:
+        return [], ["%s: cannot be read (%s)" % (path, e)]
+    finally:
+        f.close()
 
 
-def read_records(directory=".", name=DEFAULT_NAME):
+def read_records(directory=".", name=DEFAULT_NAME, keep_series=True):
     """Every readable record, oldest first (the rotated file, then the current one),
     and a list of problems (each names the file and line). Never raises on
-    damaged content."""
-    older, p1 = read_file(join(directory, rotated_name(name)))
-    newer, p2 = read_file(join(directory, name))
+    damaged content. keep_series=False: see parse_log."""
+    older, p1 = read_file(join(directory, rotated_name(name)), keep_series)
+    newer, p2 = read_file(join(directory, name), keep_series)
     return older + newer, p1 + p2
 
 

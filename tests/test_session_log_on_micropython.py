@@ -159,3 +159,36 @@ def test_compiled_mpy_behaves_like_the_source(tmp_path):
     host, problems = SL.read_records(str(tmp_path / "log"))
     assert problems == [] and out["problems"] == []
     assert out["n"] == len(host) and host == _records_py(16)[-len(host):]
+
+
+def test_reading_without_series_keeps_little_ram_on_micropython(tmp_path):
+    """keep_series=False (what progression rules need on the board) keeps every
+    record but not its angle series: a full log (two 16 KB files) then holds
+    a fraction of the RAM. Measured with gc.mem_alloc() on the unix port
+    (64-bit: objects are about twice their size on an RP2040)."""
+    (tmp_path / "log").mkdir()
+    log = SL.SessionLog(str(tmp_path / "log"))  # the default 16 KB
+    for r in _records_py(60, samples=61):  # 5-minute sessions
+        log.append(r)
+    assert log.rotations >= 1
+    out = run_mp("""
+        import gc, json
+        from firmware.session_log import read_records
+        def held(keep):
+            gc.collect()
+            m0 = gc.mem_alloc()
+            recs, problems = read_records("log", keep_series=keep)
+            gc.collect()
+            return len(recs), problems, gc.mem_alloc() - m0, recs
+        n_full, p_full, full, _ = held(True)
+        n_lean, p_lean, lean, recs = held(False)
+        print(json.dumps({"n": [n_full, n_lean], "problems": p_full + p_lean,
+                          "full": full, "lean": lean,
+                          "series": ["angle_series_deg" in r for r in recs]}))
+    """, tmp_path)  # fmt: skip
+    host, _ = SL.read_records(str(tmp_path / "log"))
+    assert out["n"] == [len(host), len(host)] and out["problems"] == []
+    assert not any(out["series"])
+    assert out["lean"] * 3 < out["full"], out
+    print("RAM held by %d records: %d bytes with series, %d without" % (
+        len(host), out["full"], out["lean"]))  # fmt: skip
