@@ -124,7 +124,7 @@ _FLASH_SLOT_MS = 300  # ...one every 300 ms...
 _CODE_PERIOD_MS = 2000  # ...repeated every 2 s
 _CODE_NO_SESSION = 1
 _CODE_CONFIG = 2
-_THERAPY_CHECK_MS = 60000  # at home, the therapy decision is renewed (the day changes)
+_THERAPY_CHECK_MS = 60000  # refused for today: the wall clock is looked at once a minute
 # The board's clock counts as set from this date on (2024-01-01): an RTC that
 # was never set reads 2000 or 2021 after a power-up.
 CLOCK_SET_AFTER_S = 1704067200
@@ -283,6 +283,7 @@ class Therapy:
         self.records = 0
         self.save_error = None
         self.watch = None
+        self.recheck_s = None  # a refusal ends at this wall-clock time (the next day)
         self._next_check_ms = 0
         self._pending = False
 
@@ -326,7 +327,9 @@ class Therapy:
         return None
 
     def decide(self, now_s):
-        """The next session's program (dict) or None; sets program/reason."""
+        """The next session's program (dict) or None; sets program/reason,
+        and when a refusal can end by itself (the next day: recheck_s)."""
+        self.recheck_s = None
         if self.profile is None:
             self.program = None
             self.reason = self.problem
@@ -337,6 +340,8 @@ class Therapy:
             program, reason = therapy.session_program(self.profile, now_s)
             if program is not None:
                 program = therapy.cap_program(program, self.ceiling)
+            else:
+                self.recheck_s = therapy.next_change_s(self.profile, now_s)
         finally:
             therapy.drop()
         self.program = program
@@ -405,8 +410,8 @@ class Therapy:
         return True
 
     def between_ticks(self, controller, board):
-        """After each tick (RUN): no allocation unless a session just ended
-        or the periodic re-decision at home is due."""
+        """After each tick (RUN): no allocation unless a session just ended,
+        or, refused for today, once a minute at home (the wall clock)."""
         watch = self.watch
         if watch is None:  # start() not called: nothing to follow
             return
@@ -418,12 +423,20 @@ class Therapy:
             self._pending = True
         if controller.session.state != S.HOME:
             return
+        if self._pending:
+            self._pending = False
+            self.apply(controller)
+            return
+        if self.recheck_s is None:
+            return
+        # Refused for today: once a minute, is it tomorrow yet?
         clock = board.clock
         now = clock.ticks_ms()
-        if self._pending or clock.ticks_diff(now, self._next_check_ms) >= 0:
-            self._pending = False
+        if clock.ticks_diff(now, self._next_check_ms) >= 0:
             self._next_check_ms = clock.ticks_add(now, _THERAPY_CHECK_MS)
-            self.apply(controller)
+            wall = self.wall_clock()
+            if wall is not None and wall >= self.recheck_s:
+                self.apply(controller)
 
 
 def _no_clock():

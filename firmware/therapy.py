@@ -278,6 +278,15 @@ def sessions_on_day(profile, now_s):
     return n
 
 
+def next_change_s(profile, now_s):
+    """When a refusal for the daily cap ends (the next local midnight, epoch
+    s); None when the day is not what refuses (or the clock is unknown).
+    `profile` as validate_profile returns it."""
+    if now_s is None or sessions_on_day(profile, now_s) < SESSIONS_PER_DAY:
+        return None
+    return (local_day(now_s, profile) + 1) * DAY_S - profile["settings"]["utc_offset_min"] * 60
+
+
 def full_inversion_allowed(profile, now_s):
     """Above 60 deg only after 14 days of history (a known clock needed)."""
     first = profile["progress"]["first_s"]

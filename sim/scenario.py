@@ -4,19 +4,42 @@ TOML, every key checked; see README.md "Scenario format". Errors are
 ScenarioError with a message naming the file, the key and the allowed range.
 The [program] table is checked by the firmware's own config reader
 (firmware/config.py), so the simulator accepts exactly what the firmware does.
+
+[profile] (optional): the user's therapy profile (firmware/therapy.py, the
+same keys as the board's profile.json), so that progression and its caps can
+be simulated. Without it the run is the [program] as given. With it, the
+programs come from the profile, session after session (sim/profile_driver.py
+records each session and hands the controller the next program), and
+[program] becomes optional: when given it is the ceiling, as config.json's
+program is on the board (therapy.cap_program). Two keys are the simulator's:
+
+    [profile]
+    start_epoch_s = 1767600000  # wall clock at t = 0 (s since 1970); default
+                                # DEFAULT_START_EPOCH_S (2026-01-05 08:00 UTC)
+    clock_set = true            # false: the board's clock is not set (no dates:
+                                # no daily cap, no full inversion)
+    clearance = "cleared"       # shorthand: every clearance answer that clears;
+                                # or a [profile.clearance] table of answers
+    [profile.settings]          # optional, therapy.SETTINGS
+    [profile.progress]          # optional, therapy.PROGRESS (+ first_s)
+    [[profile.history]]         # optional, session records
 """
 
 import math
 import tomllib
 
+from firmware import therapy
 from firmware.config import ConfigError, Program
+from firmware.device_config import CONSERVATIVE_PROGRAM
 from sim.faults import CATALOGUE
 from sim.plant import User
 
 MASS_RANGE_KG = (40.0, 150.0)
 HEIGHT_RANGE_M = (1.45, 2.00)
 DURATION_RANGE_S = (0.1, 7200.0)
-TOP_KEYS = ("duration_s", "seed", "user", "program", "event")
+TOP_KEYS = ("duration_s", "seed", "user", "program", "profile", "event")
+PROFILE_SIM_KEYS = ("start_epoch_s", "clock_set")
+DEFAULT_START_EPOCH_S = 1767600000  # 2026-01-05 08:00 UTC, a Monday morning
 USER_KEYS = ("mass_kg", "height_m")
 EVENT_KEYS = ("at_s", "button", "fault")
 BUTTON_ACTIONS = ("press", "release")
@@ -40,7 +63,15 @@ class Event:
 
 
 class Scenario:
-    def __init__(self, duration_ms, seed, user, program, program_data, events, name=""):
+    """program/program_data: what the firmware boots with. With a [profile]:
+    profile (validated, therapy.validate_profile), profile_start_s (the wall
+    clock at t = 0, None: clock not set), program_ceiling ([program] as
+    given, or None); program is then the profile's first program (or, when
+    the profile gives none, the conservative one, refused at once by the
+    ProfileDriver)."""
+
+    def __init__(self, duration_ms, seed, user, program, program_data, events, name="",
+                 profile=None, profile_start_s=None, program_ceiling=None):
         self.duration_ms = duration_ms
         self.seed = seed
         self.user = user
@@ -48,6 +79,9 @@ class Scenario:
         self.program_data = program_data
         self.events = events
         self.name = name
+        self.profile = profile
+        self.profile_start_s = profile_start_s
+        self.program_ceiling = program_ceiling
 
 
 def _unknown(where, data, allowed):
@@ -89,12 +123,22 @@ def parse(data, name="scenario"):
         mass_kg=_number("[user]", user_data, "mass_kg", *MASS_RANGE_KG, "kg"),
         height_m=_number("[user]", user_data, "height_m", *HEIGHT_RANGE_M, "m"),
     )
-    if "program" not in data:
+    profile = start_s = ceiling = None
+    if "profile" in data:
+        profile, start_s = parse_profile(data["profile"])
+    if "program" not in data and profile is None:
         raise ScenarioError("%s: the [program] table is missing" % name)
-    try:
-        program = Program(data["program"])
-    except ConfigError as err:
-        raise ScenarioError("[%s" % str(err).replace("program", "program]", 1)) from None
+    if "program" in data:
+        try:
+            program = Program(data["program"])
+        except ConfigError as err:
+            raise ScenarioError("[%s" % str(err).replace("program", "program]", 1)) from None
+        program_data = dict(data["program"])
+    if profile is not None:
+        ceiling = program_data if "program" in data else None
+        first, _reason = therapy.session_program(profile, start_s)
+        program_data = therapy.cap_program(first or CONSERVATIVE_PROGRAM, ceiling)
+        program = Program(program_data)
     raw_events = data.get("event", [])
     if not isinstance(raw_events, list):
         raise ScenarioError("%s: 'event' must be an array of tables ([[event]])" % name)
@@ -123,8 +167,44 @@ def parse(data, name="scenario"):
             events.append(Event(at_ms, fault=ev["fault"]))
     events.sort(key=lambda e: e.at_ms)  # stable: same-time events keep file order
     return Scenario(
-        int(round(duration_s * 1000)), seed, user, program, dict(data["program"]), events, name
+        int(round(duration_s * 1000)), seed, user, program, program_data, events, name,
+        profile=profile, profile_start_s=start_s, program_ceiling=ceiling,
     )
+
+
+def parse_profile(data):
+    """([profile] table) -> (validated profile, wall clock at t = 0 or None)."""
+    if not isinstance(data, dict):
+        raise ScenarioError("[profile] must be a table, got %r" % (data,))
+    data = dict(data)
+    start_s = DEFAULT_START_EPOCH_S
+    if "start_epoch_s" in data:
+        value = data.pop("start_epoch_s")
+        if (isinstance(value, bool) or not isinstance(value, int)
+                or not 0 <= value <= therapy.EPOCH_MAX_S):
+            raise ScenarioError(
+                "[profile].start_epoch_s must be a whole number of s since 1970, 0 .. %d, "
+                "got %r" % (therapy.EPOCH_MAX_S, value))
+        start_s = value
+    clock_set = data.pop("clock_set", True)
+    if not isinstance(clock_set, bool):
+        raise ScenarioError("[profile].clock_set must be true or false, got %r" % (clock_set,))
+    if data.get("clearance") == "cleared":
+        data["clearance"] = dict(therapy.CLEARANCE)
+    elif isinstance(data.get("clearance"), str):
+        raise ScenarioError('[profile].clearance = %r: give "cleared" or a [profile.clearance] '
+                            "table of answers" % (data["clearance"],))
+    try:
+        profile = therapy.validate_profile(data)
+    except therapy.ProfileError as err:
+        message = str(err)
+        if message.startswith("profile"):
+            message = "[profile]" + message[len("profile"):]
+        if "unknown key" in message and message.startswith("[profile]:"):
+            message = message.rstrip(")") + ", and the simulator's %s)" % ", ".join(
+                PROFILE_SIM_KEYS)
+        raise ScenarioError(message) from None
+    return profile, (start_s if clock_set else None)
 
 
 def load(path):

@@ -250,6 +250,10 @@ def test_two_sessions_a_local_day_counting_every_ending():
     assert T.session_program(p, after_midnight)[0] is not None
     # Unknown clock: the daily cap cannot be applied (dates unknown).
     assert T.session_program(p, None)[0] is not None
+    # The refusal ends at the next local midnight (23:00 UTC), and only then.
+    assert T.next_change_s(p, morning + 7200) == after_midnight
+    assert T.next_change_s(p, after_midnight) is None
+    assert T.next_change_s(p, None) is None
 
 
 def test_a_session_that_did_not_reach_the_level_does_not_count():
