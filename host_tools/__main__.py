@@ -9,6 +9,7 @@ import sys
 
 from host_tools import deploy, virtual_board
 from host_tools import logs, monitor
+from host_tools import config_cmd, profile_cmd, sim_cmd
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -16,6 +17,9 @@ COMMANDS = {
     "virtual-board": (virtual_board, "run the MicroPython unix port as a board mpremote can reach"),
     "logs": (logs, "session logs: pull them from a board, plot them (PNG)"),
     "monitor": (monitor, "live telemetry from the board's serial console"),
+    "config": (config_cmd, "check config.json, show the board's, push one to the board"),
+    "profile": (profile_cmd, "the user's therapy profile: new (clearance questions), check, push"),
+    "sim": (sim_cmd, "the simulator: python -m sim ..."),
 }
 
 
