@@ -366,10 +366,14 @@ class Therapy:
         before = self.program
         before_reason = self.reason
         program = self.decide(self.wall_clock())
-        if program is None:
-            controller.set_program(None)
-        else:
-            controller.set_program(Program(program))
+        checked = None
+        if program is not None:
+            try:
+                checked = Program(program)
+            except ConfigError as err:  # never expected: refuse rather than guess
+                self.program = program = None
+                self.reason = "program refused by the firmware's reader: %s" % err
+        controller.set_program(checked)  # None: no session
         if announce or program != before or (program is None and self.reason != before_reason):
             self.report()
 
@@ -505,6 +509,7 @@ class App:
         self._start_ms = clock.ticks_ms()
         self._reported_ms = self._start_ms
         self._code_ms = self._start_ms
+        self._code_shown = False
         self._reported_fault = 0
         if mode == RUN:
             print("boot: self-test passed; running")
@@ -575,7 +580,11 @@ class App:
             return  # the controller's alarm has the LED
         code = self.led_code()
         if code == 0:
+            if self._code_shown:
+                self._code_shown = False
+                self.board.led.value(0)
             return
+        self._code_shown = True
         clock = self._clock
         now = clock.ticks_ms()
         t = clock.ticks_diff(now, self._code_ms)

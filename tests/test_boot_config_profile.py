@@ -230,6 +230,7 @@ def test_letting_go_is_recorded_and_then_the_daily_cap_refuses(tmp_path, monkeyp
     mark = len(bench.rows)
     bench.run(6.0, press_hold(bench, 5.0))
     assert "DESCENDING" in bench.states(mark)
+    assert bench.flashes(4.0) == 0 and bench.rows[-1][3] == 0  # the code is over: LED off
 
 
 def test_a_boot_away_from_home_is_recorded_as_a_power_loss(tmp_path, monkeypatch):
