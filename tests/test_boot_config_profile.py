@@ -316,9 +316,16 @@ class Ctl:
     session = Ses()
     def set_program(self, p):
         pass
+class Led:
+    level = 0
+    def value(self, v=None):
+        if v is None:
+            return self.level
+        self.level = v
 class Board:
     clock = time
     wdt = None
+    led = Led()
 
 ctl = Ctl()
 ctl.estimator.angle_mdeg = -60000  # instance attributes exist before the lock
@@ -350,6 +357,25 @@ try:
 finally:
     micropython.heap_unlock()
 print("@@peak", th.watch.peak_mdeg)
+
+# The App's work after each tick: fault report, watch, LED code (config + no session).
+board.led.level = 0
+app = main.App(board, ctl, main.RUN, [], config_problems=["limits.x"], therapy=th)
+th.program = None
+ctl.session.state = S.HOME
+app._after_tick(ctl)
+i = 0
+lit = 0  # globals exist before the lock (a new name would grow the dict)
+micropython.heap_lock()
+try:
+    while i < 3000:
+        app._after_tick(ctl)
+        lit += board.led.level
+        time.sleep_ms(1)
+        i += 1
+finally:
+    micropython.heap_unlock()
+print("@@app ok", lit > 0)
 """
 
 
@@ -363,3 +389,4 @@ def test_the_watch_between_ticks_allocates_nothing_on_micropython():
     assert out.returncode == 0, out.stdout + out.stderr
     assert "@@home ok" in out.stdout and "@@descending ok" in out.stdout
     assert "@@peak %d" % (-60000 + 499 * 7) in out.stdout
+    assert "@@app ok True" in out.stdout  # the LED code ran, under the lock
