@@ -11,7 +11,10 @@ resets: the board's outputs and timers go to their reset state
 on the same board, and the plant keeps its state. The trace marks that tick
 with firmware_reset = 1. A hung CPU (SimBoard.hang_cpu, the `loop_hang`
 fault) runs no ticks, so it feeds nothing: the dead-man timer stops the motor
-and the watchdog resets the firmware.
+and the watchdog resets the firmware. An exception escaping the firmware's
+tick is handled as on the board (Controller.tick_guarded: motor stopped, the
+loop halts, the watchdog resets it). A power loss (SimBoard.power_loss)
+runs nothing until power returns; then the firmware boots (firmware_reset).
 """
 
 from firmware import limits as L
@@ -72,7 +75,9 @@ class Run:
         self.t_ms = 0
         self.injected = []
         self.firmware_resets = 0
+        self.exceptions = []  # escaped the tick (each halted the loop)
         self._reset_now = False
+        self._was_off = False
         self._events = list(scenario.events)
 
     def _boot(self):
@@ -95,15 +100,19 @@ class Run:
         self.t_ms += L.TICK_MS
         self._apply_events()
         self._reset_now = False
-        if board.wdt.expired:
-            # Watchdog reset: the chip resets (outputs off, timers stopped, a
-            # hang ended) and the firmware boots again; the table stays where it is.
+        powered = not board.powered_off
+        if powered and (board.wdt.expired or self._was_off):
+            # Watchdog reset or power back: the chip starts from reset
+            # (outputs off, timers stopped, a hang ended) and the firmware
+            # boots again; the table stays where it is.
             self.firmware_resets += 1
             self._reset_now = True
             board.cpu_reset()
             self.controller = self._boot()
-        if not board.cpu_hung:
-            self.controller.tick()
+        self._was_off = not powered
+        if powered and not board.cpu_hung and not self.controller.tick_guarded():
+            self.exceptions.append(repr(self.controller.error))
+            board.halt_cpu()
         self._record()
 
     def _record(self):
