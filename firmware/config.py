@@ -200,6 +200,11 @@ class Table:
         "phi_offset_deg",
         "noload_speed_mps",
         "imu_mount_offset_deg",
+        "pot_retracted_deg",
+        "pot_stroke_m",
+        "jam_current_a",
+        "duty_on_max_s",
+        "duty_cycle_percent",
     )
 
     def __init__(self, data):
@@ -216,3 +221,24 @@ class Table:
         self.imu_mount_offset_mdeg = _m(
             _number(s, data, "imu_mount_offset_deg", 0.0, -10.0, 10.0, "deg")
         )
+        # Actuator position potentiometer (optional): read_u16 0 at the
+        # retracted end of the stroke (that angle), 65535 after pot_stroke_m.
+        # Both or neither: a half-calibrated pot would be trusted wrongly.
+        has_a = "pot_retracted_deg" in data
+        if has_a != ("pot_stroke_m" in data):
+            raise ConfigError(
+                "table: pot_retracted_deg and pot_stroke_m go together (the position "
+                "potentiometer's calibration); give both or neither"
+            )
+        self.pot_retracted_mdeg = None
+        self.pot_stroke_m = None
+        if has_a:
+            self.pot_retracted_mdeg = _m(
+                _number(s, data, "pot_retracted_deg", None, -90.0, 0.0, "deg"))
+            self.pot_stroke_m = _number(s, data, "pot_stroke_m", None, 0.02, 1.5, "m")
+        # Jam: the motor draws more than this while the table does not move.
+        self.jam_current_ma = _m(_number(s, data, "jam_current_a", 12.0, 0.5, 60.0, "A"))
+        # Duty budget (actuator rating, like a care-bed control box): at most
+        # duty_on_max_s of motor on-time in a row, refilled at the rated duty.
+        self.duty_on_max_ms = _m(_number(s, data, "duty_on_max_s", 300.0, 30.0, 1200.0, "s"))
+        self.duty_cycle_percent = _integer(s, data, "duty_cycle_percent", 10, 1, 50, "%")

@@ -97,6 +97,11 @@ class Controller:
             mode=board.deadman_timer.PERIODIC, period=_DEADMAN_CHECK_MS,
             callback=self.drive.check_deadman,
         )
+        # Actuator power relay: closed while the firmware runs; a chip reset
+        # opens it (the pin goes back to an input).
+        self._motor_power = getattr(board, "motor_power", None)
+        if self._motor_power is not None:
+            self._motor_power.value(1)
         self.profile = MotionProfile(
             limits.rate_max_mdps, limits.accel_max_mdps2, limits.jerk_max_mdps3, table.home_mdeg
         )
@@ -106,6 +111,9 @@ class Controller:
         )
         self.blind = BlindReturn(self.loop, table.home_mdeg, L.ANGLE_MAX_MDEG - table.home_mdeg)
         self.fault = NO_FAULT
+        self.program_ok = True
+        self.ankle_open = False
+        self.error = None  # the exception that halted tick_guarded
         self.head_down_permitted = False
         self._brake_envelope_mdps = 0
         self._home_floor_mdps = 0
@@ -126,6 +134,32 @@ class Controller:
     @property
     def fault_name(self):
         return FAULT_NAMES[self.fault]
+
+    def set_program(self, program):
+        """The next session's program (a config.Program), or None to refuse
+        sessions (e.g. no medical clearance recorded). Only between sessions:
+        at home, or before the first. Start-up code."""
+        state = self.session.state
+        if state != S.HOME and state != S.STARTUP:
+            raise ValueError("set_program: only at home (state is %s)" % S.STATE_NAMES[state])
+        if program is None:
+            self.program_ok = False
+            return
+        self.session.set_program(program)
+        self.program_ok = True
+
+    def tick_guarded(self):
+        """One tick; an exception in it stops the motor at once and returns
+        False: the loop must stop (and so stop feeding the watchdog, which
+        resets the board; the boot then brings the table home). Continuing
+        after an unexpected exception would run on state nobody checked."""
+        try:
+            self.tick()
+            return True
+        except Exception as err:  # any error halts the loop
+            self.drive.stop()
+            self.error = err
+            return False
 
     def tick(self):
         clock = self._clock
@@ -148,6 +182,7 @@ class Controller:
         held = self.button.held
         self.home_switch = self._board.home_switch.value() == 1
         self.far_switch = self._board.far_switch.value() == 1
+        self.ankle_open = self._board.ankle_lock.value() == 1
         session = self.session
 
         if not imu_ok and self.fault == NO_FAULT and self.imu_fail_ticks >= _IMU_FAIL_TICKS:
@@ -159,8 +194,10 @@ class Controller:
         if self.fault != NO_FAULT:
             duty = self._fault_duty(now, dt)
         else:
+            # A new session only with a program and the ankle lock closed.
+            may_start = self.program_ok and not self.ankle_open
             session.update(now, held, self.button.released, est.angle_mdeg, est.rate_mdps,
-                           self.loop.rate_cmd_mdps, est.settled, self.profile)
+                           self.loop.rate_cmd_mdps, est.settled, self.profile, may_start)
             duty = self._planned_duty(dt, held)
         self.drive.command(duty)
         self._board.wdt.feed()
@@ -263,7 +300,11 @@ class Controller:
         clock = self._clock
         next_ms = clock.ticks_add(clock.ticks_ms(), L.TICK_MS)
         while True:
-            self.tick()
+            if not self.tick_guarded():
+                print("FAULT exception in the control loop: %r; motor stopped, "
+                      "waiting for the watchdog reset" % (self.error,))
+                while True:
+                    clock.sleep_ms(L.TICK_MS)
             wait = clock.ticks_diff(next_ms, clock.ticks_ms())
             if wait > 0:
                 clock.sleep_ms(wait)

@@ -91,10 +91,25 @@ class Session:
         self.home_mdeg = table.home_mdeg
         self._accel = min(accel_mdps2, limits.accel_max_mdps2)
         self._jerk = min(jerk_mdps3, limits.jerk_max_mdps3)
-        self.hold_target_mdeg = min(program.target_mdeg, limits.setpoint_max_mdeg)
-        self._descent_rate = min(program.descent_rate_mdps, limits.head_down_rate_max_mdps)
-        self._return_rate = min(program.return_rate_mdps, limits.rate_max_mdps)
         self._emergency_rate = limits.emergency_rate_mdps
+        self.set_program(program)
+        self.state = STARTUP
+        self.target_mdeg = table.home_mdeg
+        self.transitions = 0
+        self._entered_ms = clock.ticks_ms()
+        self._phase_ms = self._entered_ms
+        self._armed = False
+        self._rock_half = 0
+        self._return_phase = _RETURN_HOME
+        self._release_phase = _RELEASE_DONE
+
+    def set_program(self, program):
+        """The program for the next session (between sessions only). Start-up code."""
+        limits = self._limits
+        self._program = program
+        self.hold_target_mdeg = min(program.target_mdeg, limits.setpoint_max_mdeg)
+        self.descent_rate_mdps = min(program.descent_rate_mdps, limits.head_down_rate_max_mdps)
+        self.return_rate_mdps = min(program.return_rate_mdps, limits.rate_max_mdps)
         top = min(self.hold_target_mdeg + program.rock_amplitude_mdeg, limits.setpoint_max_mdeg)
         bottom = self.hold_target_mdeg - program.rock_amplitude_mdeg
         if bottom < self.home_mdeg + HOME_TOLERANCE_MDEG:
@@ -105,15 +120,6 @@ class Session:
             program.rock_amplitude_mdeg, program.rock_period_ms, self._accel,
             limits.head_down_rate_max_mdps,
         )
-        self.state = STARTUP
-        self.target_mdeg = table.home_mdeg
-        self.transitions = 0
-        self._entered_ms = clock.ticks_ms()
-        self._phase_ms = self._entered_ms
-        self._armed = False
-        self._rock_half = 0
-        self._return_phase = _RETURN_HOME
-        self._release_phase = _RELEASE_DONE
 
     # --- helpers ---------------------------------------------------------------
     def _enter(self, state, now_ms):
@@ -171,6 +177,12 @@ class Session:
         """IMU lost: the controller drives home open-loop; the plan stands still."""
         self._enter(BLIND_RETURN, now_ms)
 
+    def end_early(self, now_ms, profile, angle_mdeg):
+        """Cut the session short (the actuator's duty budget): the normal
+        way home from here, rest included."""
+        if self.state == DESCENDING or self.state == HOLDING or self.state == ROCKING:
+            self._start_return(now_ms, profile, angle_mdeg)
+
     def safe_stop(self, now_ms):
         self._enter(SAFE_STOP, now_ms)
 
@@ -181,11 +193,13 @@ class Session:
 
     # --- the tick ----------------------------------------------------------------
     def update(self, now_ms, held, released, angle_mdeg, rate_mdps, cmd_rate_mdps, settled,
-               profile):
+               profile, may_start=True):
         """Advance the state machine one tick. No allocation.
 
         `held`: the button is confirmed pressed; `released`: confirmed up
         (both contacts agree). Only `released` arms the next session.
+        `may_start`: the controller allows a new session (no fault, ankle
+        lock closed, duty budget, a program).
         `rate_mdps` is the measured rate, `cmd_rate_mdps` the rate the
         position loop commanded last tick.
         """
@@ -200,16 +214,16 @@ class Session:
                 else:
                     # Boot away from home (power came back mid-session): go home slowly.
                     self._go_home(RECOVERING, now_ms, profile, angle_mdeg, 0,
-                                  self._return_rate, self._accel, self._jerk)
+                                  self.return_rate_mdps, self._accel, self._jerk)
             return
         if state == HOME:
             profile.reset(angle_mdeg, 0, 0)
             self.target_mdeg = angle_mdeg
             if released:
                 self._armed = True  # a new session needs a fresh press
-            elif held and self._armed and settled:
+            elif held and self._armed and settled and may_start:
                 self._enter(DESCENDING, now_ms)
-                profile.set_limits(self._descent_rate, self._accel, self._jerk)
+                profile.set_limits(self.descent_rate_mdps, self._accel, self._jerk)
                 self.target_mdeg = self.hold_target_mdeg
             return
         if state in USER_SESSION_STATES and not held:
@@ -264,7 +278,7 @@ class Session:
 
     def _start_return(self, now_ms, profile, angle_mdeg):
         self._enter(RETURNING, now_ms)
-        profile.set_limits(self._return_rate, self._accel, self._jerk)
+        profile.set_limits(self.return_rate_mdps, self._accel, self._jerk)
         rest = self._program.rest_mdeg
         if self._program.rest_ms > 0 and angle_mdeg > rest + _REST_MIN_DROP_MDEG:
             self._return_phase = _RETURN_REST

@@ -5,6 +5,8 @@ and reads only the attributes the real board files also have. The rest
 (`plant`, `imu`, `press_button()`, `step()` ...) is for the simulator.
 """
 
+import random
+
 from sim.clock import VirtualClock
 from sim.lsm6dsox_model import Lsm6dsoxModel
 from sim.mpu6050_model import Mpu6050Model
@@ -68,7 +70,7 @@ class SimBoard:
     name = "sim"
 
     def __init__(self, user, seed=1, table=None, imu_kwargs=None, start_ms=None,
-                 imu="mpu6050", hbridge="pwm_dir", angle_deg=None):
+                 imu="mpu6050", hbridge="pwm_dir", angle_deg=None, position_pot=True):
         if imu not in IMU_MODELS:
             raise ValueError("imu=%r: expected one of %s" % (imu, ", ".join(IMU_MODELS)))
         if hbridge not in HBRIDGE_TYPES:
@@ -101,25 +103,40 @@ class SimBoard:
         else:
             self.motor_pwm = SimPWM("motor_pwm", freq=MOTOR_PWM_FREQ_HZ, duty_u16=0)
             self.motor_dir = SimPin("motor_dir", SimPin.OUT, value=0)
+        # Actuator power relay (normally open): the firmware closes it; a chip
+        # reset or a STOP fault opens it, whatever the bridge inputs say.
+        self.motor_power = SimPin("motor_power", SimPin.OUT, value=0)
+        # Position potentiometer on the actuator: 0 at the retracted end,
+        # full scale at the extended end of the stroke.
         self.position_adc = None
+        if position_pot:
+            self.position_adc = SimADC("position", read_fn=self._pot_adc_u16)
         self.cpu_hang_until_us = None
+        self.power_off_until_us = None
+        self._rng = random.Random(seed * 7919 + 17)
+        # Fault knobs (sim/faults.py sets them): the firmware is never told.
+        self.bridge_stuck_duty = None  # runaway: the bridge output stuck at this duty
+        self.pot_offset_u16 = 0  # the pot slipped on its shaft
+        self.home_switch_stuck = False  # reads engaged whatever the angle
+        self.far_switch_stuck = False
+        self.button_wire_broken = False  # the handset cable cut: both contacts open
+        self.button_no_welded = False  # the normally-open contact welded shut
+        self.button_bounce_until_us = None  # contacts chatter until then
         self.current_adc = SimADC("current", read_fn=self._current_adc_u16)
         self.current_full_scale_ma = CURRENT_FULL_SCALE_MA
         pull = SimPin.PULL_UP
         # Button: normally-open contact to GND (reads 0 while pressed) and a
         # normally-closed contact to GND that opens (reads 1) while pressed.
-        self.button_no = SimPin(
-            "button_no", SimPin.IN, pull, level_fn=lambda: 0 if self.button_pressed else 1
-        )
-        self.button_nc = SimPin(
-            "button_nc", SimPin.IN, pull, level_fn=lambda: 1 if self.button_pressed else 0
-        )
+        self.button_no = SimPin("button_no", SimPin.IN, pull, level_fn=self._button_no_level)
+        self.button_nc = SimPin("button_nc", SimPin.IN, pull, level_fn=self._button_nc_level)
         # End switches: normally closed to GND, open (read 1) when engaged.
         self.home_switch = SimPin(
-            "home_switch", SimPin.IN, pull, level_fn=lambda: 1 if self.plant.home_switch else 0
+            "home_switch", SimPin.IN, pull,
+            level_fn=lambda: 1 if self.plant.home_switch or self.home_switch_stuck else 0,
         )
         self.far_switch = SimPin(
-            "far_switch", SimPin.IN, pull, level_fn=lambda: 1 if self.plant.far_switch else 0
+            "far_switch", SimPin.IN, pull,
+            level_fn=lambda: 1 if self.plant.far_switch or self.far_switch_stuck else 0,
         )
         # Ankle lock: normally-open microswitch to GND, closed (0) while latched.
         self.ankle_lock = SimPin(
@@ -130,6 +147,9 @@ class SimBoard:
         self.wdt = SimWDT(self.clock, WDT_TIMEOUT_MS)
         self.deadman_timer = SimTimer(self.clock)
         self.table_geometry = geometry_for_firmware(table)
+        if position_pot:
+            self.table_geometry["pot_retracted_deg"] = table.home_stop_deg
+            self.table_geometry["pot_stroke_m"] = self.plant.stroke_max_m
         self.imu_mount_offset_mdeg = round(self.imu.mount_offset_deg * 1000)
         self._input_pins = (self.button_no, self.button_nc, self.home_switch, self.far_switch,
                             self.ankle_lock)
@@ -138,7 +158,16 @@ class SimBoard:
 
     @property
     def duty(self):
-        """Signed duty the bridge applies: + = extend = head-down."""
+        """Signed duty the bridge applies: + = extend = head-down. Zero while
+        the power relay is open or the board is unpowered; a bridge stuck on
+        (runaway) drives regardless of its inputs."""
+        if not self.motor_power.value() or self.powered_off:
+            return 0.0
+        if self.bridge_stuck_duty is not None:
+            return self.bridge_stuck_duty
+        return self._bridge_duty()
+
+    def _bridge_duty(self):
         if self.hbridge_type == "dual_pwm":
             if not self.motor_enable.value():
                 return 0.0  # enables low: both half-bridges off
@@ -170,10 +199,54 @@ class SimBoard:
         still fire; the watchdog is not fed, so past its timeout it resets."""
         self.cpu_hang_until_us = self.clock.elapsed_us + int(ms) * 1000
 
+    def halt_cpu(self):
+        """The firmware stopped its loop (after an exception): no ticks, no
+        watchdog feeds, until the watchdog resets the chip."""
+        self.cpu_hang_until_us = float("inf")
+
     @property
     def cpu_hung(self):
         until = self.cpu_hang_until_us
         return until is not None and self.clock.elapsed_us < until
+
+    def power_loss(self, ms):
+        """Mains off for `ms`: no firmware, no motor; the self-locking screw
+        holds the table where it is. When power returns the chip starts from
+        reset (the runner boots the firmware again)."""
+        self.power_off_until_us = self.clock.elapsed_us + int(ms) * 1000
+        self.cpu_reset()
+
+    @property
+    def powered_off(self):
+        until = self.power_off_until_us
+        return until is not None and self.clock.elapsed_us < until
+
+    def _button_no_level(self):
+        if self.button_wire_broken:
+            return 1  # open circuit: the pull-up
+        if self.button_no_welded:
+            return 0
+        if self._bouncing():
+            return self._rng.getrandbits(1)
+        return 0 if self.button_pressed else 1
+
+    def _button_nc_level(self):
+        if self.button_wire_broken:
+            return 1
+        if self._bouncing():
+            return self._rng.getrandbits(1)
+        return 1 if self.button_pressed else 0
+
+    def _bouncing(self):
+        until = self.button_bounce_until_us
+        return until is not None and self.clock.elapsed_us < until
+
+    def _pot_adc_u16(self):
+        full_scale = (1 << ADC_BITS) - 1
+        share = self.plant.stroke_m / self.plant.stroke_max_m
+        raw = round(share * full_scale) + self._rng.randint(-1, 1)
+        raw = max(0, min(full_scale, raw))
+        return max(0, min(65535, ((raw << 4) | (raw >> 8)) + self.pot_offset_u16))
 
     def cpu_reset(self):
         """What a chip reset (watchdog) does to the board; the plant keeps its
@@ -183,6 +256,7 @@ class SimBoard:
         """
         self.cpu_hang_until_us = None
         self.deadman_timer.deinit()
+        self.motor_power.value(0)
         if self.motor_enable is not None:
             self.motor_enable.value(0)
         self.motor_pwm.duty_u16(0)

@@ -36,10 +36,12 @@ class ImuPhysics:
     """Base of the register models: the plant, the knobs and `measure()`.
 
     Simulator-side knobs (plain attributes): `nack` (every I2C transfer raises
-    OSError ENODEV, like a missing or dead chip) and `frozen` (the data
-    registers stop updating: the same bytes on every read), plus every
-    constructor parameter. `DEFAULTS` holds a chip's typical imperfections;
-    a subclass may override it.
+    OSError ENODEV, like a missing or dead chip), `frozen` (the data
+    registers stop updating: the same bytes on every read), `accel_scale`
+    (the accelerometer's sensitivity off: |a| far from 1 g) and `raise_once`
+    (an exception object the next transfer raises: a driver/bus error that is
+    not an OSError), plus every constructor parameter. `DEFAULTS` holds a
+    chip's typical imperfections; a subclass may override it.
     """
 
     DEFAULTS = MappingProxyType({
@@ -76,9 +78,14 @@ class ImuPhysics:
         self.temperature_noise_c = params["temperature_noise_c"]
         self.nack = False
         self.frozen = False
+        self.accel_scale = 1.0  # a damaged sensing element: |a| far from 1 g
+        self.raise_once = None  # an exception the next transfer raises (not OSError)
         self.samples_taken = 0
 
     def _check_ack(self):
+        if self.raise_once is not None:
+            err, self.raise_once = self.raise_once, None
+            raise err
         if self.nack:
             raise OSError(errno.ENODEV, "ENODEV")
 
@@ -108,10 +115,11 @@ class ImuPhysics:
         gyro_sigma = math.hypot(self.gyro_noise_dps, self.vibration_gyro_dps * vibration)
         abx, aby, abz = self.accel_bias_g
         gbx, gby, gbz = self.gyro_bias_dps
+        k = self.accel_scale
         accel = (
-            ax + abx + gauss(0.0, accel_sigma),
-            ay + aby + gauss(0.0, accel_sigma),
-            az + abz + gauss(0.0, accel_sigma),
+            k * ax + abx + gauss(0.0, accel_sigma),
+            k * ay + aby + gauss(0.0, accel_sigma),
+            k * az + abz + gauss(0.0, accel_sigma),
         )
         gyro = (
             gbx + gauss(0.0, gyro_sigma),

@@ -52,7 +52,7 @@ import tempfile
 import types
 import weakref
 
-from firmware.config import Limits, Table
+from firmware.config import Limits, Program, Table
 from sim import board as sim_board
 from sim.peripherals import SimADC, SimPin, SimPWM
 from sim.runner import Run
@@ -72,7 +72,7 @@ _FIRE = struct.Struct("<II")
 _OUTPUTS = struct.Struct("<HHHHbiiBBBBBiiii")
 _PWM = struct.Struct("<HI")
 _I2C_HEAD = struct.Struct("<BBIBH")
-_IMU_DATA, _IMU_ERROR, _IMU_NONE = 0, 1, 2
+_IMU_DATA, _IMU_ERROR, _IMU_NONE, _IMU_EXCEPTION = 0, 1, 2, 3
 _I2C_READ_MEM, _I2C_WRITE_MEM = 0, 1
 _BURST_MAX = 32
 
@@ -166,6 +166,11 @@ def limits_data(limits):
     if vars(Limits(data)) != vars(limits):
         raise ValueError("limits cannot be expressed as a config section: %r" % vars(limits))
     return data
+
+
+def _config_values(obj):
+    """A firmware/config.py reader's attributes, as the firmware reads them."""
+    return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
 
 
 def table_data(board):
@@ -385,6 +390,9 @@ class MicroPythonLink:
             except OSError as e:
                 status, err = _IMU_ERROR, e.errno or errno.EIO
                 buf = bytes(n)
+            except Exception:  # an injected bus fault that is not an OSError
+                status, err = _IMU_EXCEPTION, 0
+                buf = bytes(n)
             block = bytes(buf)
         head = _INPUTS.pack(clock.ticks_ms(), clock.ticks_us(), self._levels(), addr, reg, n,
                             status, err, len(fires))
@@ -499,9 +507,14 @@ class MicroPythonLink:
             "pair": self._pair,
             "ms": b.clock.ticks_ms(),
             "us": b.clock.ticks_us(),
-            "program": program_data,
-            "limits": limits,
-            "table": table,
+            # Read here by firmware/config.py (the same code the board runs at
+            # start-up): its values go over, not the reader. Its error strings
+            # would otherwise sit in MicroPython's qstr pool for good, taking
+            # heap a 64K run needs (the reader itself is tested on MicroPython
+            # in tests/test_device_config.py and on the virtual board).
+            "program": _config_values(Program(program_data)),
+            "limits": _config_values(Limits(limits)),
+            "table": _config_values(Table(table)),
             "heap_lock": self.heap_lock,
         }
         self._timer_version = -1  # re-arm whatever the new firmware sets up
@@ -561,15 +574,18 @@ class RemoteController:
         self.profile = types.SimpleNamespace(pos_mdeg=0)
         self.fault = 0
         self.head_down_permitted = False
+        self.halted = False
+        self.error = "an exception in the firmware's tick (see the console)"
         self.ticks = 0
         link.boot(self, program_data, limits, table)
 
     def _update(self, out):
-        state, fault, permitted, _used, est, duty, target, plan = out
+        state, fault, flags, _used, est, duty, target, plan = out
         self.session.state = state
         self.session.target_mdeg = target
         self.fault = fault
-        self.head_down_permitted = bool(permitted)
+        self.head_down_permitted = bool(flags & 1)
+        self.halted = bool(flags & 2)
         self.estimator.angle_mdeg = est
         self.drive.duty = duty
         self.profile.pos_mdeg = plan
@@ -585,6 +601,11 @@ class RemoteController:
     def tick(self):
         self._link.tick()
         self.ticks += 1
+
+    def tick_guarded(self):
+        """The harness runs Controller.tick_guarded(); False once it halted."""
+        self.tick()
+        return not self.halted
 
 
 class MicroPythonRun(Run):

@@ -144,7 +144,8 @@ class Plant:
         at_hard_stop                      actuator at either end of its stroke
 
     Fault knobs (plain attributes): `force_scale` multiplies the stall force
-    (weak actuator), `speed_scale` the no-load speed.
+    (weak actuator), `speed_scale` the no-load speed, `jammed` locks the
+    rod (a jam: no motion, stall current whenever the motor is driven).
     """
 
     def __init__(self, table, user, angle_deg=None):
@@ -152,6 +153,7 @@ class Plant:
         self.user = user
         self.force_scale = 1.0
         self.speed_scale = 1.0
+        self.jammed = False
 
         mass_kg = table.table_mass_kg + user.mass_kg
         com_along_m = table.com_per_height * user.height_m + table.com_offset_m
@@ -264,6 +266,9 @@ class Plant:
             self._substep(dt, duty)
 
     def _substep(self, dt, duty):
+        if self.jammed:
+            self._jammed_substep(dt, duty)
+            return
         cos = math.cos
         sin = math.sin
         exp = math.exp
@@ -342,3 +347,14 @@ class Plant:
                 share = 1.0
             noload_a = table.noload_current_a
             self.current_a = noload_a + (table.stall_current_a - noload_a) * share
+
+    def _jammed_substep(self, dt, duty):
+        """The rod is locked: it stops within the step (the jam's impact) and
+        the motor draws its stall current whenever it is driven."""
+        old_rate_rps = self._rate_rps
+        self.stroke_speed_mps = 0.0
+        self._rate_rps = 0.0
+        self.rate_dps = 0.0
+        self.accel_dps2 = math.degrees(-old_rate_rps / dt)
+        self.duty = duty
+        self.current_a = self.table.stall_current_a if duty != 0.0 else 0.0

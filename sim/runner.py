@@ -11,7 +11,10 @@ resets: the board's outputs and timers go to their reset state
 on the same board, and the plant keeps its state. The trace marks that tick
 with firmware_reset = 1. A hung CPU (SimBoard.hang_cpu, the `loop_hang`
 fault) runs no ticks, so it feeds nothing: the dead-man timer stops the motor
-and the watchdog resets the firmware.
+and the watchdog resets the firmware. An exception escaping the firmware's
+tick is handled as on the board (Controller.tick_guarded: motor stopped, the
+loop halts, the watchdog resets it). A power loss (SimBoard.power_loss)
+runs nothing until power returns; then the firmware boots (firmware_reset).
 """
 
 from firmware import limits as L
@@ -72,8 +75,16 @@ class Run:
         self.t_ms = 0
         self.injected = []
         self.firmware_resets = 0
+        self.exceptions = []  # escaped the tick (each halted the loop)
         self._reset_now = False
+        self._was_off = False
         self._events = list(scenario.events)
+        # A scenario with a [profile] runs its sessions from the therapy
+        # profile, as main.py does on the board (sim/profile_driver.py).
+        self.profile_driver = None
+        if getattr(scenario, "profile", None) is not None:
+            from sim.profile_driver import ProfileDriver
+            self.profile_driver = ProfileDriver(scenario)
 
     def _boot(self):
         return Controller(self.board, self.scenario.program, self.limits, self.table)
@@ -95,15 +106,21 @@ class Run:
         self.t_ms += L.TICK_MS
         self._apply_events()
         self._reset_now = False
-        if board.wdt.expired:
-            # Watchdog reset: the chip resets (outputs off, timers stopped, a
-            # hang ended) and the firmware boots again; the table stays where it is.
+        powered = not board.powered_off
+        if powered and (board.wdt.expired or self._was_off):
+            # Watchdog reset or power back: the chip starts from reset
+            # (outputs off, timers stopped, a hang ended) and the firmware
+            # boots again; the table stays where it is.
             self.firmware_resets += 1
             self._reset_now = True
             board.cpu_reset()
             self.controller = self._boot()
-        if not board.cpu_hung:
-            self.controller.tick()
+        self._was_off = not powered
+        if powered and not board.cpu_hung and not self.controller.tick_guarded():
+            self.exceptions.append(repr(self.controller.error))
+            board.halt_cpu()
+        if self.profile_driver is not None:
+            self.profile_driver.between_ticks(self)
         self._record()
 
     def _record(self):

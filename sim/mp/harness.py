@@ -58,6 +58,7 @@ _TICKS_HALF = const(0x20000000)
 
 _IMU_ERROR = const(1)
 _IMU_NONE = const(2)
+_IMU_EXCEPTION = const(3)
 _I2C_READ_MEM = const(0)
 _I2C_WRITE_MEM = const(1)
 
@@ -215,6 +216,8 @@ class I2C:
                 self.used = 1
                 if self.errno:
                     self.raised = 1
+                    if self.errno < 0:
+                        raise RuntimeError("I2C controller in an unexpected state")
                     raise OSError(self.errno)
                 src = self.buf
                 for i in range(self.n):
@@ -251,6 +254,7 @@ class Harness:
         self.proxy_alloc = 0  # bytes the forwarding below allocated (not the firmware's)
         self.shoot = 0
         self.named = False  # the N frame sent
+        self.halted = False  # tick_guarded returned False: no ticks until a boot
 
     def make_obuf(self):
         """The O frame's buffer, allocated once (its size: the PWM count)."""
@@ -315,6 +319,10 @@ class Harness:
                     else:
                         self.fire()
 
+    def guarded_tick(self):
+        if not self.ctl.tick_guarded():
+            self.halted = True
+
     def fire(self):
         self.deadman_timer.callback(self.deadman_timer)
 
@@ -338,7 +346,7 @@ class Harness:
             for i in range(n):
                 dst[i] = data[off + i]
             off += n
-            i2c.errno = err if imu == _IMU_ERROR else 0
+            i2c.errno = err if imu == _IMU_ERROR else (-1 if imu == _IMU_EXCEPTION else 0)
         self.fire_timers(data, off, fires)
         self.clock.ms = ms
         self.clock.us = us
@@ -358,7 +366,8 @@ class Harness:
         struct.pack_into(
             _OUTPUTS, obuf, 3, mask, feeds, shoot, t.version & 0xFFFF, t.mode, t.freq,
             t.period, 1 if t.armed else 0, ctl.session.state, ctl.fault,
-            1 if ctl.head_down_permitted else 0, self.i2c.used, ctl.estimator.angle_mdeg,
+            (1 if ctl.head_down_permitted else 0) | (2 if self.halted else 0), self.i2c.used,
+            ctl.estimator.angle_mdeg,
             ctl.drive.duty, ctl.session.target_mdeg, ctl.profile.pos_mdeg,
         )
         off = 3 + _OUTPUTS_SIZE
@@ -372,10 +381,12 @@ class Harness:
         if kind == "T":
             self.tick_inputs(data)
             self.in_tick = True
-            if self.heap_lock:
-                _locked(self, self.ctl.tick)
+            if self.halted:
+                pass  # the firmware's loop stopped after an exception
+            elif self.heap_lock:
+                _locked(self, self.guarded_tick)
             else:
-                self.ctl.tick()
+                self.guarded_tick()
             self.in_tick = False
         elif kind == "F":
             self.fire_timers(data, 1, data[0])
@@ -406,6 +417,7 @@ class Harness:
         import leaves behind is freed before the next module is loaded
         instead of scattering holes over the whole heap."""
         self.ctl = None
+        self.halted = False
         import harness_boot
         try:
             program, limits, table = harness_boot.configure(

@@ -9,7 +9,6 @@ the heap it would hold is the firmware's headroom.
 
 import json
 import struct
-import sys
 
 
 def configure(h, kinds):
@@ -41,31 +40,20 @@ def _decode(value):
 
 
 class _Values:
-    """Attributes only: what firmware/config.py read, without its classes."""
-
-
-def _plain(obj):
-    v = _Values()
-    for k, x in obj.__dict__.items():
-        setattr(v, k, x)
-    return v
+    """Attributes only: what firmware/config.py read, without its classes
+    (an instance of one would keep the reader's module alive)."""
 
 
 def _read_config(o):
-    """Program, Limits and Table, read by firmware/config.py (on MicroPython,
-    from the same data as on the CPython runtime), copied into plain objects.
-    The reader is start-up code: an instance of one of its classes would keep
-    the whole module alive (class -> methods -> module globals), about 6.5 KB
-    of a 64K heap; without one it is dropped here and collected, and the next
-    boot (a watchdog reset) imports it again."""
-    from firmware import config
-    try:
-        return (_plain(config.Program(o["program"])), _plain(config.Limits(o["limits"])),
-                _plain(config.Table(o["table"])))
-    finally:
-        config = None
-        del sys.modules["firmware.config"]
-        delattr(sys.modules["firmware"], "config")
+    """Program, Limits and Table as plain objects: the values the simulator's
+    firmware/config.py read (see MicroPythonLink.boot)."""
+    out = []
+    for key in ("program", "limits", "table"):
+        v = _Values()
+        for k, x in o[key].items():
+            setattr(v, k, x)
+        out.append(v)
+    return out
 
 
 def _board(h, o, kinds):
