@@ -7,7 +7,6 @@ transitions are written out here independently of the firmware.
 """
 
 from firmware import limits as L
-from sim import faults
 
 ANGLE_CAP_DEG = L.ANGLE_MAX_MDEG / 1000.0
 RATE_CAP_DPS = L.RATE_MAX_MDPS / 1000.0
@@ -37,13 +36,7 @@ ALLOWED_TRANSITIONS = frozenset(
         ("RETURNING", "EMERGENCY_RETURN"),
         ("EMERGENCY_RETURN", "HOME"),
         ("BLIND_RETURN", "HOME"),
-    ]
-    # A STOP fault (jam, runaway, overspeed, blind-return timeout) stops the
-    # table in any state but STARTUP.
-    + [
-        (s, "SAFE_STOP")
-        for s in ("HOME", "RECOVERING", "DESCENDING", "HOLDING", "ROCKING", "RETURNING",
-                  "EMERGENCY_RETURN", "BLIND_RETURN")
+        ("BLIND_RETURN", "SAFE_STOP"),
     ]
     + [
         (s, "BLIND_RETURN")
@@ -75,14 +68,8 @@ def angle_never_past_cap(trace):
 
 
 def rate_never_past_cap(trace):
-    """|rate| within the cap, except while a STOP fault (a runaway: the
-    bridge drives on whatever the firmware says) is being stopped: there the
-    bound is fault_violations' stop time and extra travel."""
     rates = trace["rate_dps"]
-    rows = [k for k in range(len(rates)) if not _stopping(trace, k)]
-    if not rows:
-        return []
-    i = max(rows, key=lambda k: abs(rates[k]))
+    i = max(range(len(rates)), key=lambda k: abs(rates[k]))
     if abs(rates[i]) > RATE_CAP_DPS:
         return ["|rate| reached %.3f deg/s at t=%.2f s, cap %.1f"
                 % (abs(rates[i]), trace["t_s"][i], RATE_CAP_DPS)]
@@ -153,103 +140,6 @@ def release_overtravel_within_bound(trace):
 
 
 SESSION_STATES = ("DESCENDING", "HOLDING", "ROCKING", "RETURNING")
-
-# --- injected faults (sim/faults.py; SAFETY.md states these bounds) ----------
-# At most this much further head-down than where the table was when the fault
-# was injected (or, for a latent fault, first reported).
-FAULT_OVERTRAVEL_MAX_DEG = 1.0
-# STOP faults: still (|rate| < STILL_DPS) this long after injection, SAFE_STOP,
-# the fault named in the trace.
-STOP_BOUND_S = 0.5
-STOP_FAULT_NAMES = ("jam", "runaway", "rate_cap")
-# Faults noticed only once the table is away from where they hide: the
-# reference point is the first report, not the injection.
-LATENT_FAULTS = ("end_switch_stuck", "far_switch_stuck")
-# RETURN faults: home within (angle at reference - home) / rate + margin.
-# Rate: the reaction's (emergency return 4 dps, blind return on the pot
-# 2 dps, boot recovery at the program's return rate, "program").
-FAULT_HOME_BOUNDS = {
-    "imu_freeze": (2.0, 8.0),
-    "imu_disconnect": (2.0, 8.0),
-    "imu_implausible": (2.0, 8.0),
-    "button_wire_break": (4.0, 7.0),
-    "position_sensor_disagree": (4.0, 7.0),
-    "end_switch_stuck": (4.0, 7.0),
-    "far_switch_stuck": (4.0, 7.0),
-    "ankle_unlock": (4.0, 7.0),
-    "power_loss": ("program", 10.0 + faults.POWER_LOSS_MS / 1000.0),
-    "loop_hang": ("program", 10.0 + faults.LOOP_HANG_MS / 1000.0),
-    "exception_in_loop": ("program", 11.0),
-}
-
-
-def _stopping(trace, k):
-    """Row k lies within STOP_BOUND_S after an injected STOP-kind fault."""
-    names = trace["injected_fault"]
-    if not names[k] or faults.kind(names[k]) != "stop":
-        return False
-    t = trace["t_s"]
-    j = k
-    while j > 0 and names[j - 1] == names[k]:
-        j -= 1
-    return t[k] - t[j] <= STOP_BOUND_S
-
-
-def fault_violations(trace, fault, at_s, home_deg, return_rate_dps):
-    """What the firmware must do about a fault injected at `at_s` (sim/faults.py
-    kinds): "stop" -> still within STOP_BOUND_S, SAFE_STOP, fault reported;
-    "return" -> at most FAULT_OVERTRAVEL_MAX_DEG further head-down, then HOME
-    within FAULT_HOME_BOUNDS; "ride" -> nothing more than every other check
-    (all_violations) plus ending at home."""
-    t = trace["t_s"]
-    angle = trace["angle_deg"]
-    state = trace["state"]
-    reported = trace["fault"]
-    n = len(t)
-    i0 = next((i for i in range(n) if t[i] >= at_s - 1e-9), None)
-    if i0 is None:
-        return []
-    kind = faults.kind(fault)
-    out = []
-    if kind == "ride":
-        if state[-1] != "HOME":
-            out.append("%s at %.2f s (ridden through): ends in %s, not HOME"
-                       % (fault, at_s, state[-1]))
-        return out
-    ref = i0
-    if fault in LATENT_FAULTS:
-        ref = next((i for i in range(i0, n) if reported[i]), None)
-        if ref is None:
-            if state[-1] != "HOME":
-                out.append("%s at %.2f s: never reported, ends in %s" % (fault, at_s, state[-1]))
-            return out
-    start = angle[max(ref - 1, 0)]
-    peak = max(angle[ref:])
-    if peak - start > FAULT_OVERTRAVEL_MAX_DEG:
-        out.append("%s at %.2f s: %.3f deg further head-down (bound %.1f)"
-                   % (fault, t[ref], peak - start, FAULT_OVERTRAVEL_MAX_DEG))
-    if kind == "stop":
-        end = t[i0] + STOP_BOUND_S
-        moving = [i for i in range(i0, n) if t[i] >= end and abs(trace["rate_dps"][i]) > STILL_DPS]
-        if moving:
-            out.append("%s at %.2f s: still moving %.3f deg/s at t=%.2f s (bound %.1f s)"
-                       % (fault, at_s, trace["rate_dps"][moving[0]], t[moving[0]], STOP_BOUND_S))
-        if state[-1] != "SAFE_STOP" or reported[-1] not in STOP_FAULT_NAMES:
-            out.append("%s at %.2f s: ends in %s with fault %r, not SAFE_STOP with %s"
-                       % (fault, at_s, state[-1], reported[-1], "/".join(STOP_FAULT_NAMES)))
-        return out
-    rate, margin = FAULT_HOME_BOUNDS[fault]
-    if rate == "program":
-        rate = return_rate_dps
-    bound_s = max(0.0, start - home_deg) / rate + margin
-    home = next((i for i in range(ref, n) if state[i] == "HOME"), None)
-    if home is None or t[home] - t[ref] > bound_s:
-        out.append("%s at %.2f s from %.1f deg: not home within %.1f s (%s)"
-                   % (fault, t[ref], start, bound_s,
-                      "never" if home is None else "%.1f s" % (t[home] - t[ref])))
-    elif state[-1] != "HOME":
-        out.append("%s: home at %.1f s but ends in %s" % (fault, t[home], state[-1]))
-    return out
 
 
 def home_after_release_within_bound(trace, home_deg, emergency_rate_dps):
