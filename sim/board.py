@@ -23,6 +23,14 @@ IMU_MODELS = {"mpu6050": (Mpu6050Model, 0x68), "lsm6dsox": (Lsm6dsoxModel, 0x6A)
 HBRIDGE_TYPES = ("pwm_dir", "dual_pwm")
 
 
+def _adc_u16(share, noise_counts=0):
+    """An ADC reading of `share` of full scale, as read_u16 returns it on the
+    rp2: the 12-bit sample (clamped) scaled up, top bits repeated below."""
+    full_scale = (1 << ADC_BITS) - 1
+    raw = min(full_scale, max(0, round(share * full_scale) + noise_counts))
+    return (raw << 4) | (raw >> 8)
+
+
 class ShootThrough(RuntimeError):
     """The firmware drove both inputs of a dual-PWM bridge at once."""
 
@@ -242,11 +250,9 @@ class SimBoard:
         return until is not None and self.clock.elapsed_us < until
 
     def _pot_adc_u16(self):
-        full_scale = (1 << ADC_BITS) - 1
         share = self.plant.stroke_m / self.plant.stroke_max_m
-        raw = round(share * full_scale) + self._rng.randint(-1, 1)
-        raw = max(0, min(full_scale, raw))
-        return max(0, min(65535, ((raw << 4) | (raw >> 8)) + self.pot_offset_u16))
+        u16 = _adc_u16(share, noise_counts=self._rng.randint(-1, 1))
+        return max(0, min(65535, u16 + self.pot_offset_u16))
 
     def cpu_reset(self):
         """What a chip reset (watchdog) does to the board; the plant keeps its
@@ -299,8 +305,4 @@ class SimBoard:
             pin.sample()
 
     def _current_adc_u16(self):
-        full_scale = (1 << ADC_BITS) - 1
-        raw = round(self.plant.current_a * 1000.0 / self.current_full_scale_ma * full_scale)
-        raw = min(full_scale, max(0, raw))
-        # rp2 read_u16: the 12-bit sample scaled up, top bits repeated below.
-        return (raw << 4) | (raw >> 8)
+        return _adc_u16(self.plant.current_a * 1000.0 / self.current_full_scale_ma)

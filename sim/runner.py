@@ -79,6 +79,12 @@ class Run:
         self._reset_now = False
         self._was_off = False
         self._events = list(scenario.events)
+        # A scenario with a [profile] runs its sessions from the therapy
+        # profile, as main.py does on the board (sim/profile_driver.py).
+        self.profile_driver = None
+        if getattr(scenario, "profile", None) is not None:
+            from sim.profile_driver import ProfileDriver
+            self.profile_driver = ProfileDriver(scenario)
 
     def _boot(self):
         return Controller(self.board, self.scenario.program, self.limits, self.table)
@@ -113,6 +119,8 @@ class Run:
         if powered and not board.cpu_hung and not self.controller.tick_guarded():
             self.exceptions.append(repr(self.controller.error))
             board.halt_cpu()
+        if self.profile_driver is not None:
+            self.profile_driver.between_ticks(self)
         self._record()
 
     def _record(self):

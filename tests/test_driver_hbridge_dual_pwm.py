@@ -200,6 +200,8 @@ def test_sim_board_decodes_the_dual_pwm_inputs_to_a_signed_duty():
     b.motor_pwm.duty_u16(32768)
     assert b.duty == 0.0  # enable low: the bridge is off
     b.motor_enable.value(1)
+    assert b.duty == 0.0  # the actuator power relay is open until the firmware closes it
+    b.motor_power.value(1)
     assert b.duty == pytest.approx(0.5, abs=1e-4)
     b.motor_pwm.duty_u16(0)
     b.motor_pwm_retract.duty_u16(65535)

@@ -98,6 +98,7 @@ class Board:
         self.button_nc = Pin(0)
         self.home_switch = Pin(0)
         self.far_switch = Pin(0)
+        self.ankle_lock = Pin(0)  # closed: reads 0
         self.buzzer = Pin()
         self.led = Pin()
         self.wdt = WDT()

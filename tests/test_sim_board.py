@@ -28,7 +28,11 @@ FIRMWARE_ATTRIBUTES = {
 
 
 def board(**kwargs):
-    return SimBoard(User(80, 1.8), **kwargs)
+    """A board whose actuator power relay is closed, as the firmware leaves it
+    (these tests drive the bridge inputs directly)."""
+    b = SimBoard(User(80, 1.8), **kwargs)
+    b.motor_power.value(1)
+    return b
 
 
 def test_board_exposes_the_firmware_attributes_with_the_right_kinds():
@@ -49,6 +53,8 @@ def test_board_exposes_the_firmware_attributes_with_the_right_kinds():
         "phi_offset_deg",
         "noload_speed_mps",
         "home_deg",
+        "pot_retracted_deg",  # the position pot's calibration
+        "pot_stroke_m",
     }
     assert b.clock.ticks_ms() == 2**30 - 5000
 

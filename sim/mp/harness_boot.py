@@ -9,7 +9,6 @@ the heap it would hold is the firmware's headroom.
 
 import json
 import struct
-import sys
 
 
 def configure(h, kinds):
