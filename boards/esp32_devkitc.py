@@ -7,9 +7,11 @@ has them too. Wiring and parts: boards/README.md.
 
 Pin choice (ESP32 pitfalls avoided):
 - GPIO 6-11 are the module's SPI flash: never used.
-- Strapping pins (GPIO 0, 2, 5, 12, 15) and pins that toggle or output PWM
-  during boot (GPIO 1, 3 = UART0, 14, 15, 5) drive nothing here: a motor
-  input that glitches while the chip boots could move the table.
+- Strapping pins (GPIO 0, 2, 5, 12, 15) drive nothing here. Pins that toggle
+  or output PWM during boot (GPIO 1, 3 = UART0, 14, 15, 5) drive no motor
+  output or power relay: one that glitches while the chip boots could move
+  the table. Only the indicator LED is on one of them (GPIO 14): every other
+  output-capable pin that is safe at boot is in use.
 - GPIO 34-39 are input-only and have no internal pull-ups: used only for the
   analog inputs, never for a pulled-up switch.
 - GPIO 16/17 are the PSRAM lines on WROVER modules: not used, so the same
@@ -32,6 +34,12 @@ _I2C_FREQ_HZ = const(400000)
 _PIN_MOTOR_A = const(25)
 _PIN_MOTOR_B = const(26)
 _PIN_MOTOR_EN = const(27)
+# Actuator power relay (normally open, in series with the bridge's motor
+# supply): 1 closes it. Driven through a transistor with a pull-down on its
+# base/gate, so a reset (pin back to input) opens it. GPIO4 is neither a
+# strapping pin nor one that toggles while the chip boots (the LED, which
+# was here, moved to GPIO14 to make room).
+_PIN_MOTOR_POWER = const(4)
 _PIN_CURRENT_ADC = const(34)  # ADC1_CH6, input-only pin: analog only
 _PIN_POSITION_ADC = const(35)  # ADC1_CH7, input-only pin: analog only
 _PIN_BUTTON_NO = const(32)
@@ -40,7 +48,10 @@ _PIN_HOME_SWITCH = const(18)
 _PIN_FAR_SWITCH = const(19)
 _PIN_ANKLE_LOCK = const(23)
 _PIN_BUZZER = const(13)
-_PIN_LED = const(4)  # the DevKitC has no user LED: an external LED + 330 ohm
+# The DevKitC has no user LED: an external LED + 330 ohm. GPIO14 may toggle
+# while the chip boots: harmless for an indicator, which is why the LED (and
+# no motor output) is there.
+_PIN_LED = const(14)
 _DEADMAN_TIMER_ID = const(0)  # hardware timer 0 (group 0, timer 0)
 _WDT_TIMEOUT_MS = const(1000)  # the ESP32's minimum
 _PWM_FREQ_HZ = const(20000)
@@ -63,9 +74,11 @@ class Board:
         if hbridge_type != "pwm_dir" and hbridge_type != "dual_pwm":
             raise ValueError("hbridge_type %r: expected pwm_dir or dual_pwm" % (hbridge_type,))
         Pin = machine.Pin
-        # Outputs first, driven to their safe level before anything else runs.
-        # (While the chip resets these pins float: 10 k pull-downs on the
-        # bridge inputs hold it off, see boards/README.md.)
+        # Outputs first, driven to their safe level before anything else runs:
+        # the power relay open, then the bridge inputs off. (While the chip
+        # resets these pins float: 10 k pull-downs on the bridge inputs and on
+        # the relay driver's base/gate hold them off, see boards/README.md.)
+        self.motor_power = Pin(_PIN_MOTOR_POWER, Pin.OUT, value=0)
         self.hbridge_type = hbridge_type
         self.motor_enable = None
         self.motor_pwm_retract = None

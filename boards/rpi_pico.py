@@ -21,6 +21,10 @@ _I2C_FREQ_HZ = const(400000)
 _PIN_MOTOR_PWM = const(16)
 _PIN_MOTOR_DIR = const(17)
 _PIN_MOTOR_EN = const(20)
+# Actuator power relay (normally open, in series with the bridge's motor
+# supply): 1 closes it. Driven through a transistor with a pull-down on its
+# base/gate, so a reset (pin back to input) opens it. GP21 / pin 27.
+_PIN_MOTOR_POWER = const(21)
 _PIN_CURRENT_ADC = const(26)  # ADC0
 _PIN_POSITION_ADC = const(27)  # ADC1
 _PIN_BUTTON_NO = const(10)
@@ -51,7 +55,9 @@ class Board:
             raise ValueError("imu_type %r: expected mpu6050 or lsm6dsox" % (imu_type,))
         if hbridge_type != "pwm_dir" and hbridge_type != "dual_pwm":
             raise ValueError("hbridge_type %r: expected pwm_dir or dual_pwm" % (hbridge_type,))
-        # Outputs first, driven to their safe level before anything else runs.
+        # Outputs first, driven to their safe level before anything else runs:
+        # the power relay open, then the bridge inputs off.
+        self.motor_power = machine.Pin(_PIN_MOTOR_POWER, machine.Pin.OUT, value=0)
         self.hbridge_type = hbridge_type
         self.motor_enable = None
         self.motor_pwm_retract = None

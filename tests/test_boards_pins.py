@@ -21,7 +21,7 @@ BOARD_ATTRIBUTES = {
     "name", "clock", "i2c", "imu_addr", "imu_type", "motor_pwm", "motor_dir",
     "motor_pwm_retract", "motor_enable", "hbridge_type", "current_adc",
     "current_full_scale_ma", "position_adc", "button_no", "button_nc", "home_switch",
-    "far_switch", "ankle_lock", "buzzer", "led", "wdt", "deadman_timer",
+    "far_switch", "ankle_lock", "buzzer", "led", "wdt", "deadman_timer", "motor_power",
 }
 
 ESP32_FLASH_PINS = set(range(6, 12))
@@ -179,7 +179,8 @@ def test_no_pin_is_claimed_twice(monkeypatch, module_name, config):
 def test_motor_outputs_are_built_first_and_off(monkeypatch, module_name, config):
     _module, board, fake = build(monkeypatch, module_name, **config)
     pwms = [o for o in (board.motor_pwm, board.motor_pwm_retract) if o is not None]
-    pins = [o for o in (board.motor_dir, board.motor_enable) if o is not None]
+    pins = [o for o in (board.motor_power, board.motor_dir, board.motor_enable)
+            if o is not None]
     motor = set(map(id, pwms + pins + [p.pin for p in pwms]))
     kinds = [id(obj) in motor for _kind, obj in fake.log]
     assert kinds == sorted(kinds, reverse=True)  # every motor object before anything else
@@ -187,6 +188,20 @@ def test_motor_outputs_are_built_first_and_off(monkeypatch, module_name, config)
         assert pwm.duty == 0  # set at construction or right after it
     for pin in pins:
         assert pin.mode == pin.OUT and pin.level == 0
+
+
+@pytest.mark.parametrize("module_name", BOARD_MODULES)
+@pytest.mark.parametrize("config", CONFIGS)
+def test_the_power_relay_is_the_first_output_and_open(monkeypatch, module_name, config):
+    """The actuator power relay (normally open, in series with the bridge's
+    supply) is a plain output, built before anything else and driven to 0
+    (open); the firmware closes it, a STOP fault or a reset opens it."""
+    _module, board, fake = build(monkeypatch, module_name, **config)
+    relay = board.motor_power
+    assert fake.log[0] == ("pin", relay)
+    assert relay.mode == relay.OUT and relay.level == 0
+    outputs = [p for p in fake.pins() if p.mode == p.OUT]
+    assert [p.id for p in outputs].count(relay.id) == 1
 
 
 @pytest.mark.parametrize("module_name", BOARD_MODULES)
@@ -210,7 +225,11 @@ def test_esp32_pins_avoid_flash_strapping_and_input_only_pitfalls(monkeypatch, c
     for pwm in (board.motor_pwm, board.motor_pwm_retract):
         if pwm is not None:
             outputs.add(pwm.pin.id)
-    assert not outputs & (ESP32_STRAPPING_PINS | ESP32_BOOT_GLITCH_PINS | ESP32_INPUT_ONLY_PINS)
+    assert not outputs & (ESP32_STRAPPING_PINS | ESP32_INPUT_ONLY_PINS)
+    # A pin that toggles while the chip boots may drive only the indicator
+    # LED: never a motor input, the power relay or the buzzer.
+    assert not (outputs - {board.led.id}) & ESP32_BOOT_GLITCH_PINS
+    assert board.motor_power.id not in ESP32_BOOT_GLITCH_PINS
     adcs = [obj for kind, obj in fake.log if kind == "adc"]
     assert adcs and all(a.pin.id in ESP32_ADC1_PINS for a in adcs)  # ADC2 conflicts with Wi-Fi
     assert all(a.atten == fake.module.ADC.ATTN_11DB for a in adcs)  # 0 .. ~3.1 V
@@ -251,3 +270,17 @@ def test_main_builds_the_board_the_manifest_names(monkeypatch):
     board = main.make_board({"board": "esp32_devkitc", "files": {}})
     assert board.name == "esp32_devkitc"
     assert fake.pins()
+
+
+@pytest.mark.parametrize("module_name,label",
+                         [("rpi_pico", "GP%d /"), ("esp32_devkitc", "GPIO%d |")])
+def test_the_wiring_table_names_the_relay_pin_the_board_uses(monkeypatch, module_name, label):
+    """boards/README.md's wiring row for the power relay matches the board file."""
+    from pathlib import Path
+
+    _module, board, _fake = build(monkeypatch, module_name)
+    readme = (Path(__file__).resolve().parent.parent / "boards" / "README.md").read_text()
+    section = readme.split("## Wiring: ")[1 if module_name == "rpi_pico" else 2]
+    rows = [line for line in section.splitlines() if line.startswith("| actuator power relay |")]
+    assert len(rows) == 1
+    assert ("| " + label % board.motor_power.id) in rows[0]
