@@ -12,7 +12,7 @@ Boot sequence:
    motor output to off before anything else.
 2. run the self-test (firmware/selftest.py): IMU, button, end switches,
    file hashes against the manifest.
-3. passed: run the controller (`Controller(...).run()`, never returns). A
+3. passed: run the controller (`App.run()`: one tick every 10 ms). A
    table found away from home is brought home by the controller itself
    (STARTUP -> RECOVERING -> HOME), with no button press; a session needs a
    fresh press after that.

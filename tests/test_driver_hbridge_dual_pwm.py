@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.drivers.hbridge import DUTY_FULL, SLEW_FULL_MS, HBridgeDualPwm, HBridgePwmDir
+from firmware.drivers.hbridge import DUTY_FULL, SLEW_FULL_MS, HBridgePwmDir
+from firmware.drivers.hbridge_dual_pwm import HBridgeDualPwm
 from sim.board import ShootThrough, SimBoard
 from sim.clock import VirtualClock
 from sim.peripherals import SimPin, SimPWM, SimTimer

@@ -121,7 +121,7 @@ def run_micropython(script, cwd):
 def test_lsm6dsox_read_and_dual_pwm_commands_allocate_nothing(tmp_path):
     out = run_micropython("""
         import json
-        from firmware.drivers.hbridge import HBridgeDualPwm
+        from firmware.drivers.hbridge_dual_pwm import HBridgeDualPwm
         from firmware.drivers.lsm6dsox import LSM6DSOX
         b = Board()
         imu = LSM6DSOX(b.i2c, 0x6A)

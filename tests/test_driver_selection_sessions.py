@@ -6,7 +6,8 @@ import pytest
 from firmware.config import Limits, Program
 from firmware.controller import Controller, imu_driver
 from firmware.drivers import lsm6dsox, mpu6050
-from firmware.drivers.hbridge import HBridgeDualPwm, HBridgePwmDir
+from firmware.drivers.hbridge import HBridgePwmDir
+from firmware.drivers.hbridge_dual_pwm import HBridgeDualPwm
 from sim import checks
 from sim.board import SimBoard
 from sim.plant import User
