@@ -14,8 +14,13 @@ mpy-cross options: plain bytecode, no -march. The firmware has no
 @micropython.native/viper code, so one .mpy runs on every port of the same
 MicroPython version (RP2040, ESP32, and the unix port the tests use); -march
 would only tag the files with one architecture. -msmall-int-bits=31 (the
-32-bit boards' small int; mpy-cross's default, stated so it cannot drift). No
--O: line numbers and asserts stay, for tracebacks on the board.
+32-bit boards' small int; mpy-cross's default, stated so it cannot drift).
+-O3: no source line numbers in the bytecode (the firmware has no asserts to
+lose). A traceback on the board still names the file and the function, not
+the line. The line tables cost about 1.2 KB of RAM with the safety layer
+resident, and the SITL's small-heap test (a full session in -X heapsize=64K
+on the 64-bit unix port, the same .mpy bytes as the board) needs it. To get
+line numbers while debugging on a bench, compile without -O3 by hand.
 
 The build fails (exit 1) and names the file when
 - mpy-cross rejects it (syntax MicroPython does not have, e.g. `match`);
@@ -35,7 +40,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(ROOT, "build", "device")
-MPY_CROSS_FLAGS = ("-msmall-int-bits=31",)
+MPY_CROSS_FLAGS = ("-msmall-int-bits=31", "-O3")
 # Packages compiled to .mpy; boards/ is a namespace package (no __init__).
 PACKAGES = ("firmware", "boards")
 # Kept as source at the device root (the names MicroPython runs at boot).
@@ -111,10 +116,10 @@ def import_problems(rel, text):
     return problems
 
 
-def compile_one(mpy_cross, root, rel, out_path):
+def compile_one(mpy_cross, root, rel, out_path, extra_flags=()):
     """Run mpy-cross on one file; returns a problem message or None."""
     # Relative input with cwd=root: errors and tracebacks name "firmware/x.py".
-    cmd = [mpy_cross, *MPY_CROSS_FLAGS, "-o", out_path, rel]
+    cmd = [mpy_cross, *MPY_CROSS_FLAGS, *extra_flags, "-o", out_path, rel]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
     if proc.returncode != 0 or not os.path.isfile(out_path):
         output = (proc.stdout + proc.stderr).strip() or "exit status %d" % proc.returncode

@@ -99,17 +99,11 @@ class Clock:
             raise OverflowError("ticks interval overflow")
         return (ticks + delta) & _TICKS_MASK
 
-    def sleep_ms(self, ms):
-        raise NotImplementedError("SITL: the simulator moves time between ticks")
-
 
 class Pin:
     """machine.Pin: an input reads the level the simulator sent (`level`); an
     output holds what was written (`out`, sent back after each exchange)."""
 
-    IN = 0
-    OUT = 1
-    PULL_UP = 1
     level = 0
     out = 0
 
@@ -255,13 +249,6 @@ class Harness:
         self.shoot = 0
         self.named = False  # the N frame sent
         self.halted = False  # tick_guarded returned False: no ticks until a boot
-
-    def make_obuf(self):
-        """The O frame's buffer, allocated once (its size: the PWM count)."""
-        n = _OUTPUTS_SIZE + _PWM_SIZE * len(self._pwms)
-        self._obuf = bytearray(3 + n)
-        self._obuf[0] = ord("O")
-        self._obuf[1] = n
 
     def send(self, kind, payload):
         n = len(payload)
@@ -421,7 +408,7 @@ class Harness:
         import harness_boot
         try:
             program, limits, table = harness_boot.configure(
-                self, (Clock, Pin, PWM, ADC, WDT, Timer, I2C))
+                self, (Clock, Pin, PWM, ADC, WDT, Timer, I2C), (_OUTPUTS_SIZE, _PWM_SIZE))
         finally:
             harness_boot = None
             del sys.modules["harness_boot"]

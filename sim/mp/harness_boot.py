@@ -11,15 +11,16 @@ import json
 import struct
 
 
-def configure(h, kinds):
+def configure(h, kinds, sizes):
     """The B frame in h.data: h set up and reset; returns (program, limits,
     table). The frame and its decoded form are gone when this returns.
-    `kinds` is the harness's proxy classes (Clock, Pin, PWM, ADC, WDT, Timer, I2C)."""
+    `kinds` is the harness's proxy classes (Clock, Pin, PWM, ADC, WDT, Timer, I2C),
+    `sizes` its output frame's (fixed part, per PWM) sizes."""
     o = json.loads(h.data)
     h.data = None
     o = _decode(o)
     if h.ctl is None:
-        _board(h, o, kinds)
+        _board(h, o, kinds, sizes)
     _reset(h, o)
     h.heap_lock = o["heap_lock"]
     return _read_config(o)
@@ -56,7 +57,7 @@ def _read_config(o):
     return out
 
 
-def _board(h, o, kinds):
+def _board(h, o, kinds, sizes):
     """The peripherals, by the names the simulator's board has."""
     for k, v in o["plain"].items():
         setattr(h, k, v)
@@ -83,7 +84,13 @@ def _board(h, o, kinds):
         b = getattr(h, o["pair"][1])
         a.partner = b
         b.partner = a
-    h.make_obuf()
+    # The O frame's buffer, allocated once (its size: the PWM count; the
+    # layout is harness.py's: `sizes` = (_OUTPUTS_SIZE, _PWM_SIZE)).
+    out_size, pwm_size = sizes
+    n = out_size + pwm_size * len(h._pwms)
+    h._obuf = bytearray(3 + n)
+    h._obuf[0] = ord("O")
+    h._obuf[1] = n
 
 def _reset(h, o):
     """The board as the simulator has it at boot (after a chip reset:
