@@ -37,7 +37,7 @@ from firmware import session as S
 from firmware import supervisor as V
 from firmware.blind_return import BlindReturn
 from firmware.button import HoldButton
-from firmware.drivers.hbridge import HBridgeDualPwm, HBridgePwmDir
+from firmware.drivers.hbridge import HBridgePwmDir
 from firmware.duty_budget import DutyBudget
 from firmware.estimator import TiltEstimator
 from firmware.motion_profile import MotionProfile
@@ -85,6 +85,8 @@ def make_drive(board, clock):
     if kind == "pwm_dir":
         return HBridgePwmDir(board.motor_pwm, board.motor_dir, clock)
     if kind == "dual_pwm":
+        # Imported on demand, as the IMU drivers: one bridge driver in RAM.
+        from firmware.drivers.hbridge_dual_pwm import HBridgeDualPwm
         return HBridgeDualPwm(board.motor_pwm, board.motor_pwm_retract, clock,
                               getattr(board, "motor_enable", None))
     raise ValueError("board.hbridge_type = %r is not known (pwm_dir, dual_pwm)" % (kind,))
@@ -155,7 +157,6 @@ class Controller:
         self.far_switch = False
         self.imu_fail_ticks = 0
         self.ticks = 0
-        self.overruns = 0
         self.error = None  # the exception that halted tick_guarded
         now = self._clock.ticks_ms()
         self._last_ms = now
@@ -298,7 +299,13 @@ class Controller:
             session.safe_stop(now)
         elif reaction == V.REACT_BLIND:
             self._imu_bad = True
-            if state != S.HOME and state != S.STARTUP and state != S.SAFE_STOP:
+            if state == S.STARTUP and self.home_switch:
+                session.arrived_home(now)  # home; no session while the fault stays
+            elif state != S.HOME and state != S.SAFE_STOP:
+                # At STARTUP the estimate never settled: where the table is,
+                # only the pot knows. Without one, reckon from the far end:
+                # the blind duty is then the slow one all the way to the switch.
+                last_mdeg = est.angle_mdeg if state != S.STARTUP else L.ANGLE_MAX_MDEG
                 session.blind_return(now)
                 self._blind_on_pot = (self.pot is not None
                                       and fault != V.POSITION_DISAGREE)
@@ -312,7 +319,7 @@ class Controller:
                     self.profile.set_limits(_BLIND_RATE_MDPS, lim.release_brake_accel_mdps2,
                                             lim.jerk_max_mdps3)
                     session.target_mdeg = session.home_mdeg
-                self.blind.start(est.angle_mdeg, self.drive.duty)
+                self.blind.start(last_mdeg, self.drive.duty)
         elif state in S.USER_SESSION_STATES:
             # RETURN: as a release: brake within the caps, then home gently.
             session.emergency_return(now, self.profile, est.angle_mdeg, est.rate_mdps,
@@ -440,30 +447,3 @@ class Controller:
         if self._blind_on_pot:
             return self._planned_duty(dt, False, self.pot_mdeg)
         return self.blind.update(dt)
-
-    def run(self):
-        """Board main loop: one tick every TICK_MS; never returns.
-
-        A fault is reported on the console when it latches (printing is
-        kept out of the tick: it allocates). An exception halts the loop
-        with the motor stopped (tick_guarded): it is printed, the watchdog
-        goes unfed and resets the board, and the boot recovers home."""
-        clock = self._clock
-        next_ms = clock.ticks_add(clock.ticks_ms(), L.TICK_MS)
-        reported = NO_FAULT
-        while True:
-            if not self.tick_guarded():
-                print("FAULT exception in the control loop: %r; motor stopped, "
-                      "waiting for the watchdog reset" % (self.error,))
-                while True:
-                    clock.sleep_ms(L.TICK_MS)
-            if self.fault != reported:
-                reported = self.fault
-                print("FAULT %s: state %s, angle %d mdeg" % (
-                    FAULT_NAMES[reported], self.state_name, self.estimator.angle_mdeg))
-            wait = clock.ticks_diff(next_ms, clock.ticks_ms())
-            if wait > 0:
-                clock.sleep_ms(wait)
-            else:
-                self.overruns += 1
-            next_ms = clock.ticks_add(next_ms, L.TICK_MS)

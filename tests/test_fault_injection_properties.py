@@ -9,6 +9,7 @@ The injection time is drawn over the whole session (descent, hold, rocking,
 return), so the state at injection is part of what hypothesis varies.
 """
 
+import itertools
 import os
 
 import pytest
@@ -193,3 +194,30 @@ def test_no_descent_while_the_ankle_lock_is_open():
     trace = Run(scenario, board=board).run()
     assert set(trace["state"]) <= {"STARTUP", "HOME"}
     assert max(trace["angle_deg"]) < HOME_DEG + 0.5
+
+
+@pytest.mark.parametrize("pot", [True, False])
+def test_a_boot_away_from_home_with_a_broken_imu_comes_home_blind(pot):
+    """Safety property: the firmware starts (power back, watchdog reset) with
+    the table at 25 deg and the accelerometer reading 1.6 g: the estimate
+    never settles, so the supervisor latches imu_implausible in STARTUP, and
+    the table still comes home, blind (on the pot, or slowly to the home
+    switch), never head-down, within the caps."""
+    from sim.plant import User
+
+    pdata = {"target_angle_deg": 30.0, "hold_s": 5.0, "rock_amplitude_deg": 0.0,
+             "rock_period_s": 10.0}
+    user = User(80.0, 1.78)
+    # Without a pot the blind duty is the one that is slow enough at the
+    # stroke's fastest point: about 0.22 deg/s mid-stroke, 5 minutes from 25.
+    scenario = Scenario(150_000 if pot else 400_000, 6, user, Program(pdata), pdata, [])
+    board = SimBoard(user, seed=6, angle_deg=25.0, position_pot=pot)
+    faults.inject(board, "imu_implausible")
+    trace = Run(scenario, board=board).run()
+    assert not checks.all_violations(trace)
+    assert trace["fault"][-1] == "imu_implausible"
+    assert "BLIND_RETURN" in trace["state"]
+    assert trace["state"][-1] == "HOME"
+    assert abs(trace["angle_deg"][-1] - HOME_DEG) < 3.0
+    angles = trace["angle_deg"]
+    assert all(b <= a + 0.01 for a, b in itertools.pairwise(angles)), "moved head-down"
