@@ -226,6 +226,10 @@ class SessionWatch:
         self.peak_mdeg = 0
         self.target_mdeg = 0
 
+    def set_program(self, program):
+        """The program in force (a dict, None = no session): the next record's."""
+        self.program = program
+
     def update(self, controller):
         state = controller.session.state
         if self.active or self.recovering:
@@ -459,7 +463,7 @@ class Therapy:
                 self.reason = "program refused by the firmware's reader: %s" % err
         controller.set_program(checked)  # None: no session
         if self.watch is not None:
-            self.watch.program = program  # the next session's record names it
+            self.watch.set_program(program)  # the next session's record names it
         if announce or program != before or (program is None and self.reason != before_reason):
             self.report()
 
@@ -736,6 +740,9 @@ class App:
     def _telemetry_tick(self, controller):
         """One telemetry line when _TELEMETRY_MS have passed. No allocation
         (the formatter's buffer, written with its length: no copy)."""
+        tele = self.telemetry
+        if tele is None:
+            return
         clock = self._clock
         now = clock.ticks_ms()
         late = clock.ticks_diff(now, self._telemetry_ms)
@@ -746,7 +753,6 @@ class App:
         else:  # far behind (or the first line): start again from now
             self._telemetry_ms = now
         est = controller.estimator
-        tele = self.telemetry
         tele.format(now, controller.session.state, est.angle_mdeg, est.rate_mdps,
                     controller.button.held, controller.current_ma, controller.fault,
                     controller.drive.duty)

@@ -144,7 +144,7 @@ def test_the_watch_tells_budget_cuts_faults_and_completions_apart():
     for at, ended, faults in ((None, "completed", []), (cut, "fault", ["duty_budget"]),
                               (latch, "fault", [main.FAULT_NAMES[5]])):
         watch = main.SessionWatch(VirtualClock(), lambda: None)
-        watch.program = {"target_angle_deg": 30.0}
+        watch.set_program({"target_angle_deg": 30.0})
         rec = run_session(fake_controller(), watch, normal, at)
         assert rec["ended"] == ended and rec["faults"] == faults
         assert rec["program"] == {"target_angle_deg": 30.0} and rec["peak_angle_deg"] == 30.0
