@@ -68,6 +68,24 @@ session). A boot away from home (a session cut by a power loss or a reset)
 is recorded as "power_loss" once the table is home. A missing or bad
 profile means no sessions; the file is never overwritten then.
 
+Session log (`main()`): when SessionWatch sees a session end (at HOME or
+SAFE_STOP, the motor off) its record is appended to sessions.log
+(firmware/session_log.py: one CRC-checked line, power-loss safe, rotated
+into sessions.1.log), and the profile's progression is fed from the same
+record (`therapy_record`). While a session runs, a SessionRecorder
+(firmware/session_record.py) follows it after every tick without allocating:
+peak angle, time inverted, the angle every 5 s. How it ended: "completed",
+"released" (let go: the progression does not advance), "fault" (faults: the
+latched fault's name; "duty_budget" when the actuator's duty budget cut the
+session short), "power_loss" (a boot away from home: recorded once the
+table is home, as the profile does; nothing is written at a session's start,
+while the table moves). `python -m host_tools logs pull` reads the log.
+
+Telemetry (`main()`): in RUN, one line every 100 ms on the serial console,
+`@T1,<ticks_ms>,<STATE>,<angle_mdeg>,<rate_mdps>,<button>,<current_ma>,
+<fault>,<duty>*<XX>` (firmware/telemetry.py, written from its buffer without
+allocating); `python -m host_tools monitor` shows it.
+
 LED codes while the controller runs (short flashes every 2 s; a latched
 fault's alarm, driven by the controller, takes precedence): 1 flash = no
 session available (therapy: see the console for why), 2 flashes = config.json
@@ -82,10 +100,12 @@ from firmware import session as S
 from firmware.config import ConfigError, Limits, Program, Table
 from firmware.controller import Controller, board_imu_type, imu_driver
 from firmware.selftest import away_from_home, run_selftest
+from firmware.supervisor import FAULT_NAMES
 
 MANIFEST_PATH = "manifest.json"  # relative: the board's root is the current folder
 CONFIG_PATH = "config.json"
 PROFILE_PATH = "profile.json"
+SESSION_LOG_DIR = "."  # sessions.log (firmware/session_log.py) in the board's root
 
 DEFAULT_CONFIG = {
     "program": {
@@ -124,6 +144,12 @@ _FLASH_SLOT_MS = 300  # ...one every 300 ms...
 _CODE_PERIOD_MS = 2000  # ...repeated every 2 s
 _CODE_NO_SESSION = 1
 _CODE_CONFIG = 2
+# firmware/controller.py's _BUDGET_MARGIN_MS (a const() there: MicroPython does
+# not keep an underscored const as a module attribute, so it is repeated here;
+# tests/test_session_log_wiring.py checks they agree).
+BUDGET_MARGIN_MS = 5000
+BUDGET_FAULT = "duty_budget"  # in a record's faults: the duty budget cut the session short
+_TELEMETRY_MS = 100  # one telemetry line every 100 ms (10 Hz) while the controller runs
 _THERAPY_CHECK_MS = 60000  # refused for today: the wall clock is looked at once a minute
 # The board's clock counts as set from this date on (2024-01-01): an RTC that
 # was never set reads 2000 or 2021 after a power-up.
@@ -163,87 +189,147 @@ class SessionWatch:
     """Follows the controller between ticks and notices a session ending.
 
     `update()` runs after every tick: it allocates nothing unless the state
-    changed. When a session that went head-down is over (back at HOME, or
-    SAFE_STOP) it returns its record for firmware/therapy.py:
-    {"ended", "duration_s", "peak_angle_deg", "start_s", "target_angle_deg"}.
-    ended: "fault" if the controller latched a fault, else "released" if it
-    went through EMERGENCY_RETURN (the user let go), else "completed" if it
-    went through RETURNING. A boot that found the table away from home
-    (STARTUP -> RECOVERING: a session cut by a power loss or a reset) is
-    returned as "power_loss" once home. `wall_clock()`: epoch s or None.
+    changed (the SessionRecorder it drives while a session runs allocates
+    nothing either). When a session that went head-down is over (back at
+    HOME, or SAFE_STOP) it returns its session-log record
+    (firmware/session_log.py: start, program, peak angle, time inverted, the
+    5 s angle series, how it ended, faults; plus "target_angle_deg", the
+    controller's hold target); `therapy_record()` turns it into the record
+    firmware/therapy.py takes.
+    ended: "fault" if the controller latched a fault (faults: its name), else
+    "released" if it went through EMERGENCY_RETURN (the user let go), else
+    "fault" with faults ["duty_budget"] if the actuator's duty budget cut it
+    short (RETURNING entered early, the budget below what the way home
+    needs), else "completed" if it went through RETURNING. A boot that found
+    the table away from home (STARTUP -> RECOVERING: a session cut by a power
+    loss or a reset; the log has no record of it, as nothing is written while
+    the table moves) is returned as "power_loss" once home: its figures are
+    those of the way home. `wall_clock()`: epoch s or None.
     """
 
     def __init__(self, clock, wall_clock):
+        from firmware.session_record import SessionRecorder
+
         self._clock = clock
         self._wall_clock = wall_clock
+        self.recorder = SessionRecorder(clock)
+        self.program = None  # the program in force (a dict): it goes into the record
         self.state = -1
         self.active = False
         self.recovering = False
         self.released = False
         self.returned = False
+        self.budget_cut = False
+        self.fault = 0  # the first fault latched during the session
         self.start_ms = 0
         self.start_s = None
         self.peak_mdeg = 0
         self.target_mdeg = 0
 
+    def set_program(self, program):
+        """The program in force (a dict, None = no session): the next record's."""
+        self.program = program
+
     def update(self, controller):
         state = controller.session.state
-        if self.active:
+        if self.active or self.recovering:
             angle = controller.estimator.angle_mdeg
-            if angle > self.peak_mdeg:
+            if self.active and angle > self.peak_mdeg:
                 self.peak_mdeg = angle
+            if self.fault == 0:
+                self.fault = controller.fault
+            self.recorder.update(self._clock.ticks_ms(), angle)
         if state == self.state:
             return None
         prev = self.state
         self.state = state
         return self._changed(controller, prev, state)
 
-    def _begin(self, controller):
+    def _begin(self, controller, program):
         self.start_ms = self._clock.ticks_ms()
         self.start_s = self._wall_clock()
-        self.peak_mdeg = controller.estimator.angle_mdeg
+        angle = controller.estimator.angle_mdeg
+        self.peak_mdeg = angle
         self.target_mdeg = controller.session.hold_target_mdeg
         self.released = False
         self.returned = False
+        self.budget_cut = False
+        self.fault = controller.fault
+        self.recorder.start(self.start_ms, program)
+        self.recorder.update(self.start_ms, angle)
+
+    def _budget_short(self, controller):
+        """RETURNING entered with less duty budget left than the way home needs
+        (firmware/controller.py _check_budget): the budget ended the session."""
+        budget = getattr(controller, "budget", None)
+        if budget is None:
+            return False
+        session = controller.session
+        travel = controller.estimator.angle_mdeg - session.home_mdeg
+        if travel < 0:
+            travel = 0
+        need = travel * 1000 // session.return_rate_mdps * 5 // 4 + BUDGET_MARGIN_MS
+        return budget.left_ms < need
 
     def _changed(self, controller, prev, state):
         if state == S.DESCENDING and prev == S.HOME:
-            self._begin(controller)
+            self._begin(controller, self.program)
             self.active = True
             self.recovering = False
         elif state == S.RECOVERING and not self.active:
-            self._begin(controller)
+            self._begin(controller, None)  # the lost session's program is not known
             self.recovering = True
         elif state == S.RETURNING:
             self.returned = True
+            if self.active and (prev == S.DESCENDING or prev == S.HOLDING or prev == S.ROCKING):
+                self.budget_cut = self._budget_short(controller)
         elif state == S.EMERGENCY_RETURN:
             self.released = True
         elif state == S.HOME or state == S.SAFE_STOP:
+            fault = self.fault or controller.fault
             if self.active:
                 self.active = False
-                if controller.fault:
+                faults = (FAULT_NAMES[fault],) if fault else ()
+                if fault:
                     ended = "fault"
                 elif self.released:
                     ended = "released"
+                elif self.budget_cut:
+                    ended = "fault"
+                    faults = (BUDGET_FAULT,)
                 elif self.returned:
                     ended = "completed"
                 else:
                     ended = "fault"
-                return self._record(ended, self.start_s)
+                return self._record(ended, faults)
             if self.recovering:
                 self.recovering = False
-                return self._record("power_loss", self.start_s)
+                return self._record("power_loss", (FAULT_NAMES[fault],) if fault else ())
         return None
 
-    def _record(self, ended, start_s):
-        ms = self._clock.ticks_diff(self._clock.ticks_ms(), self.start_ms)
-        return {
-            "ended": ended,
-            "duration_s": ms / 1000 if ended != "power_loss" else 0.0,
-            "peak_angle_deg": self.peak_mdeg / 1000,
-            "start_s": start_s,
-            "target_angle_deg": self.target_mdeg / 1000,
-        }
+    def _record(self, ended, faults):
+        record = self.recorder.finish(self._clock.ticks_ms(), ended, faults, None, self.start_s)
+        record["target_angle_deg"] = self.target_mdeg / 1000
+        return record
+
+
+def therapy_record(record):
+    """The session-log record (SessionWatch) as firmware/therapy.py takes it:
+    its keys only (therapy.RECORD_KEYS); a power loss has no known duration.
+    The peak is kept within therapy's -90 .. 90 deg (None, never expected:
+    -90, which advances nothing)."""
+    peak = record["peak_angle_deg"]
+    if peak is None or peak < -90.0:
+        peak = -90.0
+    elif peak > 90.0:
+        peak = 90.0
+    return {
+        "ended": record["ended"],
+        "duration_s": record["duration_s"] if record["ended"] != "power_loss" else 0.0,
+        "peak_angle_deg": peak,
+        "start_s": record["start_s"],
+        "target_angle_deg": record["target_angle_deg"],
+    }
 
 
 def _write_json_safely(path, data):
@@ -271,8 +357,10 @@ class Therapy:
     each session recorded when it ends (firmware/therapy.py has the rules and
     is imported only for that, then dropped)."""
 
-    def __init__(self, path=PROFILE_PATH, wall_clock=None, log=print):
+    def __init__(self, path=PROFILE_PATH, wall_clock=None, log=print, log_dir=None):
         self.path = path  # None: kept in RAM only (the simulator's ProfileDriver)
+        self.log_dir = log_dir  # the session log's folder; None: no session log
+        self.log_error = None  # the last session-log append's error, if it failed
         self.wall_clock = wall_clock if wall_clock is not None else _no_clock
         self.log = log
         self.profile = None  # the validated profile, or None (no sessions)
@@ -374,6 +462,8 @@ class Therapy:
                 self.program = program = None
                 self.reason = "program refused by the firmware's reader: %s" % err
         controller.set_program(checked)  # None: no session
+        if self.watch is not None:
+            self.watch.set_program(program)  # the next session's record names it
         if announce or program != before or (program is None and self.reason != before_reason):
             self.report()
 
@@ -413,6 +503,25 @@ class Therapy:
             self.log("therapy: %s could not be written (%r)" % (self.path, err))
         return True
 
+    def append_log(self, record):
+        """The session's record appended to the session log (firmware/session_log.py:
+        power-loss safe, rotating); True if written. Never raises: a full or
+        broken file system costs the log line, not the session's bookkeeping."""
+        if self.log_dir is None:
+            return False
+        from firmware.session_log import SessionLog
+
+        try:
+            SessionLog(self.log_dir).append(record)
+        except (OSError, ValueError) as err:
+            self.log_error = err
+            self.log("log: session not written to the session log (%r)" % (err,))
+            return False
+        self.log_error = None
+        self.log("log: session written (%s%s)" % (
+            record["ended"], ", " + ", ".join(record["faults"]) if record["faults"] else ""))
+        return True
+
     def between_ticks(self, controller, board):
         """After each tick (RUN): no allocation unless a session just ended,
         or, refused for today, once a minute at home (the wall clock)."""
@@ -422,8 +531,11 @@ class Therapy:
         record = watch.update(controller)
         if record is not None:
             if board.wdt is not None:
-                board.wdt.feed()  # the file write may take a while
-            self.record(record)
+                board.wdt.feed()  # the file writes may take a while
+            self.append_log(record)
+            if board.wdt is not None:
+                board.wdt.feed()
+            self.record(therapy_record(record))
             self._pending = True
         if controller.session.state != S.HOME:
             return
@@ -445,6 +557,26 @@ class Therapy:
 
 def _no_clock():
     return None
+
+
+class _TextConsole:
+    """CPython's console for telemetry: sys.stdout (looked up at each write, so
+    a test's capture sees it) taking MicroPython's `write(buf, n)`."""
+
+    def write(self, buf, n=-1):
+        if n < 0:
+            n = len(buf)
+        sys.stdout.write(bytes(buf[:n]).decode())
+        return n
+
+
+def telemetry_stream():
+    """Where telemetry lines go: the console's byte stream on MicroPython
+    (`write(buf, n)` sends the formatter's buffer without a copy), an adapter
+    over sys.stdout on CPython."""
+    if sys.implementation.name == "micropython":
+        return getattr(sys.stdout, "buffer", sys.stdout)
+    return _TextConsole()
 
 
 def read_manifest(path=MANIFEST_PATH):
@@ -494,7 +626,7 @@ class App:
     (RECOVER_ONLY), or the halt loop (HALTED). `tick()` is one 10 ms step."""
 
     def __init__(self, board, controller, mode, reasons, selftest=None, table=None,
-                 config_problems=(), therapy=None):
+                 config_problems=(), therapy=None, telemetry=False):
         self.board = board
         self.home_mdeg = table.home_mdeg if table is not None else None
         self.selftest = selftest  # the SelfTestResult (None if config failed first)
@@ -511,6 +643,15 @@ class App:
         self._code_ms = self._start_ms
         self._code_shown = False
         self._reported_fault = 0
+        # Telemetry (firmware/telemetry.py): one line every _TELEMETRY_MS in RUN.
+        self.telemetry = None
+        self._telemetry_out = None
+        self._telemetry_ms = self._start_ms
+        if telemetry and controller is not None:
+            from firmware.telemetry import TelemetryFormatter
+
+            self.telemetry = TelemetryFormatter(S.STATE_NAMES, FAULT_NAMES)
+            self._telemetry_out = telemetry_stream()
         if mode == RUN:
             print("boot: self-test passed; running")
         else:
@@ -574,6 +715,8 @@ class App:
             print("FAULT %s: state %s, angle %d mdeg"
                   % (controller.fault_name, controller.state_name,
                      controller.estimator.angle_mdeg))
+        if self.telemetry is not None:
+            self._telemetry_tick(controller)
         if self.therapy is not None:
             self.therapy.between_ticks(controller, self.board)
         if fault:
@@ -593,6 +736,27 @@ class App:
             t = 0
         on = t < code * _FLASH_SLOT_MS and t % _FLASH_SLOT_MS < _FLASH_MS
         self.board.led.value(1 if on else 0)
+
+    def _telemetry_tick(self, controller):
+        """One telemetry line when _TELEMETRY_MS have passed. No allocation
+        (the formatter's buffer, written with its length: no copy)."""
+        tele = self.telemetry
+        if tele is None:
+            return
+        clock = self._clock
+        now = clock.ticks_ms()
+        late = clock.ticks_diff(now, self._telemetry_ms)
+        if late < _TELEMETRY_MS:
+            return
+        if late < 2 * _TELEMETRY_MS:
+            self._telemetry_ms = clock.ticks_add(self._telemetry_ms, _TELEMETRY_MS)
+        else:  # far behind (or the first line): start again from now
+            self._telemetry_ms = now
+        est = controller.estimator
+        tele.format(now, controller.session.state, est.angle_mdeg, est.rate_mdps,
+                    controller.button.held, controller.current_ma, controller.fault,
+                    controller.drive.duty)
+        tele.write(self._telemetry_out)
 
     def _halted_tick(self):
         board = self.board
@@ -685,14 +849,15 @@ class App:
 
 
 def boot(board, config=None, manifest=None, read_file_hash=None, manifest_error=None,
-         device_config=None, therapy=None):
+         device_config=None, therapy=None, telemetry=False):
     """Self-test `board` and decide what runs; returns the App (not yet running).
 
     config: a config dict (strict: a bad one halts, naming the key), else
     device_config: (program, limits, table, problems) from
     read_device_config() (problems: running on its conservative defaults),
     else DEFAULT_CONFIG. therapy: a Therapy whose profile decides each
-    session's program (None: the config's program, as given).
+    session's program (None: the config's program, as given). telemetry:
+    print telemetry lines on the console (RUN, 10 Hz).
     """
     motor_off(board)
     problems = []
@@ -723,14 +888,15 @@ def boot(board, config=None, manifest=None, read_file_hash=None, manifest_error=
             mode = HALTED
     if mode != RUN:
         therapy = None  # no sessions anyway
-    app = App(board, controller, mode, result.reasons, result, table, problems, therapy)
+    app = App(board, controller, mode, result.reasons, result, table, problems, therapy,
+              telemetry)
     if therapy is not None:
         therapy.start(controller, program, board.clock)
     return app
 
 
 def start(board=None, manifest_path=MANIFEST_PATH, config_path=CONFIG_PATH,
-          profile_path=PROFILE_PATH, wall_clock=None):
+          profile_path=PROFILE_PATH, wall_clock=None, log_dir=SESSION_LOG_DIR, telemetry=True):
     """Everything main() does before the loop: the App, ready to run.
 
     wall_clock: a function giving epoch seconds or None (default: the
@@ -740,10 +906,10 @@ def start(board=None, manifest_path=MANIFEST_PATH, config_path=CONFIG_PATH,
         board = make_board(manifest)
     motor_off(board)
     loaded = read_device_config(config_path)
-    therapy = Therapy(profile_path, wall_clock or _board_wall_clock(board))
+    therapy = Therapy(profile_path, wall_clock or _board_wall_clock(board), log_dir=log_dir)
     therapy.load()
     return boot(board, manifest=manifest, manifest_error=manifest_error, device_config=loaded,
-                therapy=therapy)
+                therapy=therapy, telemetry=telemetry)
 
 
 def main(board=None, manifest_path=MANIFEST_PATH):

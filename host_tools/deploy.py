@@ -34,7 +34,9 @@ on a real board, the folder of a virtual board):
 
 A second deploy with nothing changed copies nothing. Exit status: 0 deployed
 (or verified), 1 deploy or verification failed (the message names the file),
-2 bad command line (unknown board, unreadable config).
+2 bad command line (unknown board, unreadable config, or a config the
+firmware would not take: --config FILE is checked as `config check` does,
+naming each bad key, before anything is compiled or copied).
 """
 
 from __future__ import annotations
@@ -154,6 +156,9 @@ def make_manifest(board: str, hashes: dict[str, str]) -> bytes:
 
 
 def read_config(path: str | os.PathLike) -> bytes:
+    """The --config file's bytes, checked as the firmware reads config.json
+    (host_tools/config_cmd.check_bytes) before anything touches the device: a
+    file the firmware would not take raises UsageError naming each key."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
@@ -164,6 +169,14 @@ def read_config(path: str | os.PathLike) -> bytes:
         raise UsageError("config file %s is not valid JSON: %s" % (path, e)) from e
     if not isinstance(parsed, dict):
         raise UsageError("config file %s must hold a JSON object" % path)
+    from host_tools import config_cmd  # it imports this module
+
+    problems, _sections = config_cmd.check_bytes(data, str(path))
+    if problems:
+        raise UsageError(
+            "config file %s is not what the firmware takes (nothing written to the "
+            "device):\n  %s" % (path, "\n  ".join(problems))
+        )
     return data
 
 

@@ -5,7 +5,9 @@ of CPython (sim/micropython_runtime.py); the trace is the same.
 
 Exit status: 0 the run completed and every safety check passed, 1 a safety
 check failed (the violations are printed), 2 the scenario or the command line
-is bad (a message names what is wrong; no traceback).
+is bad (a message names what is wrong; no traceback), or asks for what the
+runtime cannot do: a scenario with a [profile] section runs on CPython only
+(the MicroPython runtime's controller has no set_program).
 """
 
 import argparse
@@ -24,6 +26,13 @@ def _run(args):
         print("error: %s" % err, file=sys.stderr)
         return 2
     if args.runtime == "micropython":
+        if scenario.profile is not None:
+            print("error: %s: a [profile] scenario cannot run with --runtime micropython: "
+                  "the therapy profile hands the controller a program after every session "
+                  "(Controller.set_program), and the MicroPython runtime's remote controller "
+                  "has no set_program; run it with --runtime cpython (the default), or drop "
+                  "[profile]" % args.scenario, file=sys.stderr)
+            return 2
         from sim.micropython_runtime import MicroPythonRun, MicroPythonUnavailable
 
         try:

@@ -7,8 +7,9 @@ profile decides each session: none without a profile or a clearance (one
 flash), the profile's level capped by config.json's program, each session
 recorded in profile.json when it ends (completed, released, a power loss
 found at boot), at most two a day, and the decision renewed when the day
-changes. A bad profile is never overwritten. SessionWatch and the therapy
-check between ticks allocate nothing on MicroPython."""
+changes. A bad profile is never overwritten. SessionWatch (with its session
+recorder), the therapy check and the telemetry line between ticks allocate
+nothing on MicroPython."""
 
 import json
 import os
@@ -307,13 +308,21 @@ from firmware import session as S
 
 class Est:
     angle_mdeg = -60000
+    rate_mdps = -120
+class Button:
+    held = False
+class Drive:
+    duty = 0
 class Ses:
     state = S.HOME
     hold_target_mdeg = 30000
 class Ctl:
     fault = 0
+    current_ma = 1200
     estimator = Est()
     session = Ses()
+    button = Button()
+    drive = Drive()
     def set_program(self, p):
         pass
 class Led:
@@ -357,10 +366,13 @@ try:
 finally:
     micropython.heap_unlock()
 print("@@peak", th.watch.peak_mdeg)
+print("@@recorded", th.watch.recorder.peak_mdeg)  # the recorder ran under the lock too
 
-# The App's work after each tick: fault report, watch, LED code (config + no session).
+# The App's work after each tick: fault report, telemetry (10 Hz), watch, LED code
+# (config + no session).
 board.led.level = 0
-app = main.App(board, ctl, main.RUN, [], config_problems=["limits.x"], therapy=th)
+app = main.App(board, ctl, main.RUN, [], config_problems=["limits.x"], therapy=th,
+               telemetry=True)
 th.program = None
 ctl.session.state = S.HOME
 app._after_tick(ctl)
@@ -389,4 +401,13 @@ def test_the_watch_between_ticks_allocates_nothing_on_micropython():
     assert out.returncode == 0, out.stdout + out.stderr
     assert "@@home ok" in out.stdout and "@@descending ok" in out.stdout
     assert "@@peak %d" % (-60000 + 499 * 7) in out.stdout
+    assert "@@recorded %d" % (-60000 + 499 * 7) in out.stdout
     assert "@@app ok True" in out.stdout  # the LED code ran, under the lock
+    # Telemetry was printed under the lock (3000 ticks of >= 1 ms: >= 3 s at 10 Hz),
+    # and is what host_tools monitor parses.
+    from host_tools.telemetry import parse_line
+
+    tele = [parse_line(ln) for ln in out.stdout.splitlines() if ln.startswith("@T")]
+    assert len(tele) >= 25
+    assert all(r.state == "HOME" and r.current_ma == 1200 and r.rate_mdps == -120
+               and r.fault is None for r in tele)

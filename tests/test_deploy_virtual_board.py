@@ -220,9 +220,18 @@ def test_stale_source_that_would_shadow_an_mpy_is_removed(built):
         assert (vb.root / "user_log.txt").read_text() == "kept\n"
 
 
+# A config the firmware takes (deploy checks --config as `config check` does).
+GOOD_CONFIG = {
+    "table": {"home_deg": -60.0, "lever_m": 0.18, "base_m": 0.80, "phi_offset_deg": 75.0,
+              "noload_speed_mps": 0.035},
+    "program": {"target_angle_deg": 20.0, "hold_s": 60.0, "rock_amplitude_deg": 0.0,
+                "rock_period_s": 10.0},
+}
+
+
 def test_config_is_written_listed_in_the_manifest_and_kept(built, tmp_path):
     config = tmp_path / "table.json"
-    config.write_text('{"program": {"target_angle_deg": 20.0}}\n')
+    config.write_text(json.dumps(GOOD_CONFIG) + "\n")
     with VirtualBoard() as vb:
         first = _deploy(vb, built, config=config)
         assert "config.json" in first.copied
@@ -256,6 +265,32 @@ def test_cli_refuses_an_unknown_board_or_a_bad_config_with_status_2(tmp_path):
     out = cli("--board", BOARD, "--config", str(bad))
     assert out.returncode == 2
     assert "not valid JSON" in out.stderr
+
+
+def test_a_config_the_firmware_would_not_take_is_refused_before_anything_is_written(
+        built, tmp_path):
+    bad = json.loads(json.dumps(GOOD_CONFIG))
+    bad["program"]["target_angle_deg"] = 120.0
+    bad["limits"] = {"rate_max_dpz": 5.0}
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps(bad))
+    with VirtualBoard() as vb:
+        before = sorted(p.name for p in vb.root.iterdir())
+        out = subprocess.run(
+            [sys.executable, "-m", "host_tools", "deploy", "--port", vb.port, "--board", BOARD,
+             "--config", str(config), "--build-dir", str(built), "--no-build",
+             "--timeout", str(TIMEOUT_S)],
+            capture_output=True, text=True, timeout=TIMEOUT_S, check=False, cwd=D.REPO,
+        )  # fmt: skip
+        assert sorted(p.name for p in vb.root.iterdir()) == before  # nothing written
+        with pytest.raises(D.UsageError, match=r"program\.target_angle_deg"):
+            _deploy(vb, built, config=config)
+        assert sorted(p.name for p in vb.root.iterdir()) == before
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "program.target_angle_deg = 120.0 is outside" in out.stderr
+    assert "rate_max_dpz" in out.stderr  # every problem named, not only the first
+    assert "nothing written to the device" in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
 
 
 def test_a_board_with_another_mpy_version_is_refused():

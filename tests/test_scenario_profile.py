@@ -326,3 +326,22 @@ def test_a_profile_scenario_on_the_simulator(capsys):
     assert [r["ended"] for _, r in driver.records] == ["completed", "released"]
     out = capsys.readouterr().out
     assert "therapy: NO SESSION: 2 sessions today already" in out
+
+
+def test_a_profile_scenario_on_the_micropython_runtime_is_refused_cleanly(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = tmp_path / "p.toml"
+    path.write_text(BASE + PROGRAM + CLEARED)
+    out = subprocess.run(
+        [sys.executable, "-m", "sim", "run", str(path), "--trace", str(tmp_path / "t.csv"),
+         "--runtime", "micropython"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=root,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "[profile]" in out.stderr and "--runtime micropython" in out.stderr
+    assert "set_program" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "t.csv").exists()
