@@ -144,10 +144,6 @@ _FLASH_SLOT_MS = 300  # ...one every 300 ms...
 _CODE_PERIOD_MS = 2000  # ...repeated every 2 s
 _CODE_NO_SESSION = 1
 _CODE_CONFIG = 2
-# firmware/controller.py's _BUDGET_MARGIN_MS (a const() there: MicroPython does
-# not keep an underscored const as a module attribute, so it is repeated here;
-# tests/test_session_log_wiring.py checks they agree).
-BUDGET_MARGIN_MS = 5000
 BUDGET_FAULT = "duty_budget"  # in a record's faults: the duty budget cut the session short
 _TELEMETRY_MS = 100  # one telemetry line every 100 ms (10 Hz) while the controller runs
 _THERAPY_CHECK_MS = 60000  # refused for today: the wall clock is looked at once a minute
@@ -199,9 +195,9 @@ class SessionWatch:
     ended: "fault" if the controller latched a fault (faults: its name), else
     "released" if it went through EMERGENCY_RETURN (the user let go), else
     "fault" with faults ["duty_budget"] if the actuator's duty budget cut it
-    short (RETURNING entered early, the budget below what the way home
-    needs), else "completed" if it went through RETURNING. A boot that found
-    the table away from home (STARTUP -> RECOVERING: a session cut by a power
+    short (the controller counts those cuts: `budget_cuts`), else
+    "completed" if it went through RETURNING. A boot that found the table
+    away from home (STARTUP -> RECOVERING: a session cut by a power
     loss or a reset; the log has no record of it, as nothing is written while
     the table moves) is returned as "power_loss" once home: its figures are
     those of the way home. `wall_clock()`: epoch s or None.
@@ -219,7 +215,7 @@ class SessionWatch:
         self.recovering = False
         self.released = False
         self.returned = False
-        self.budget_cut = False
+        self.budget_cuts = 0  # the controller's count when the session began
         self.fault = 0  # the first fault latched during the session
         self.start_ms = 0
         self.start_s = None
@@ -253,23 +249,10 @@ class SessionWatch:
         self.target_mdeg = controller.session.hold_target_mdeg
         self.released = False
         self.returned = False
-        self.budget_cut = False
+        self.budget_cuts = controller.budget_cuts
         self.fault = controller.fault
         self.recorder.start(self.start_ms, program)
         self.recorder.update(self.start_ms, angle)
-
-    def _budget_short(self, controller):
-        """RETURNING entered with less duty budget left than the way home needs
-        (firmware/controller.py _check_budget): the budget ended the session."""
-        budget = getattr(controller, "budget", None)
-        if budget is None:
-            return False
-        session = controller.session
-        travel = controller.estimator.angle_mdeg - session.home_mdeg
-        if travel < 0:
-            travel = 0
-        need = travel * 1000 // session.return_rate_mdps * 5 // 4 + BUDGET_MARGIN_MS
-        return budget.left_ms < need
 
     def _changed(self, controller, prev, state):
         if state == S.DESCENDING and prev == S.HOME:
@@ -281,8 +264,6 @@ class SessionWatch:
             self.recovering = True
         elif state == S.RETURNING:
             self.returned = True
-            if self.active and (prev == S.DESCENDING or prev == S.HOLDING or prev == S.ROCKING):
-                self.budget_cut = self._budget_short(controller)
         elif state == S.EMERGENCY_RETURN:
             self.released = True
         elif state == S.HOME or state == S.SAFE_STOP:
@@ -294,7 +275,7 @@ class SessionWatch:
                     ended = "fault"
                 elif self.released:
                     ended = "released"
-                elif self.budget_cut:
+                elif controller.budget_cuts != self.budget_cuts:
                     ended = "fault"
                     faults = (BUDGET_FAULT,)
                 elif self.returned:

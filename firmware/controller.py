@@ -146,6 +146,7 @@ class Controller:
         self.budget = DutyBudget(table.duty_on_max_ms, table.duty_cycle_percent, True)
         self.program_ok = True
         self.session_need_ms = 0
+        self.budget_cuts = 0
         self._set_session_need(program)
         self.fault = NO_FAULT
         self.reaction = V.REACT_NONE
@@ -336,6 +337,7 @@ class Controller:
                 travel = 0
             need = travel * 1000 // self.session.return_rate_mdps * 5 // 4 + _BUDGET_MARGIN_MS
             if self.budget.left_ms < need:
+                self.budget_cuts += 1  # sessions the budget cut short (main.py's log)
                 self.session.end_early(now, self.profile, angle_mdeg)
 
     def _alarm(self, now):

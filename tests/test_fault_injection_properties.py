@@ -221,3 +221,28 @@ def test_a_boot_away_from_home_with_a_broken_imu_comes_home_blind(pot):
     assert abs(trace["angle_deg"][-1] - HOME_DEG) < 3.0
     angles = trace["angle_deg"]
     assert all(b <= a + 0.01 for a, b in itertools.pairwise(angles)), "moved head-down"
+
+
+def test_a_session_is_cut_short_while_the_duty_budget_still_covers_the_way_home():
+    """The actuator ran hotter than planned (here: its budget drained to what
+    the way home needs plus a little, mid-hold): the session ends early by
+    the normal return, rest included, and the cut is counted for the log."""
+    from sim.plant import User
+
+    pdata = {"target_angle_deg": 40.0, "hold_s": 60.0, "rock_amplitude_deg": 0.0,
+             "rock_period_s": 10.0, "rest_s": 2.0}
+    user = User(80.0, 1.78)
+    scenario = Scenario(200_000, 8, user, Program(pdata), pdata,
+                        [Event(1000, button="press"), Event(190_000, button="release")])
+    run = Run(scenario, board=SimBoard(user, seed=8))
+    while run.controller.state_name != "HOLDING":
+        run.step()
+    budget = run.controller.budget
+    budget.level = budget.capacity // 10  # 30 s of on-time: less than the way home needs
+    trace = run.run()
+    assert not checks.all_violations(trace)
+    assert run.controller.budget_cuts == 1
+    assert "EMERGENCY_RETURN" not in trace["state"]
+    i = trace["state"].index("HOLDING")
+    assert "RETURNING" in trace["state"][i:i + 200]  # within 2 s of the cut
+    assert trace["state"][-1] == "HOME"
