@@ -71,6 +71,10 @@ class Pin:
             return self.v
         self.v = v
 
+class ADC:
+    def read_u16(self):
+        return 0  # no current: the motor is off
+
 class Timer:
     PERIODIC = 1
     def init(self, mode=1, period=-1, callback=None):
@@ -99,6 +103,8 @@ class Board:
         self.home_switch = Pin(0)
         self.far_switch = Pin(0)
         self.ankle_lock = Pin(0)  # closed: reads 0
+        self.current_adc = ADC()  # every board reads the motor current
+        self.motor_power = Pin()
         self.buzzer = Pin()
         self.led = Pin()
         self.wdt = WDT()
