@@ -145,7 +145,9 @@ class Plant:
 
     Fault knobs (plain attributes): `force_scale` multiplies the stall force
     (weak actuator), `speed_scale` the no-load speed, `jammed` locks the
-    rod (a jam: no motion, stall current whenever the motor is driven).
+    rod (a jam: no motion, the stall current of the drive's voltage),
+    `open_circuit` disconnects the motor (open lead, blown fuse: no force,
+    no current).
     """
 
     def __init__(self, table, user, angle_deg=None):
@@ -154,6 +156,7 @@ class Plant:
         self.force_scale = 1.0
         self.speed_scale = 1.0
         self.jammed = False
+        self.open_circuit = False
 
         mass_kg = table.table_mass_kg + user.mass_kg
         com_along_m = table.com_per_height * user.height_m + table.com_offset_m
@@ -269,6 +272,8 @@ class Plant:
         if self.jammed:
             self._jammed_substep(dt, duty)
             return
+        if self.open_circuit:
+            duty = 0.0  # the bridge drives nothing: the screw holds the table
         cos = math.cos
         sin = math.sin
         exp = math.exp
@@ -332,7 +337,7 @@ class Plant:
         if duty == 0.0:
             self.current_a = 0.0  # bridge off: no drive, no current
         elif stalled_at_end:
-            self.current_a = table.stall_current_a
+            self.current_a = abs(duty) * table.stall_current_a
         else:
             # Motor force = load share + what accelerates rotor and table
             # (the start-up inrush); current is proportional to it.
@@ -346,15 +351,19 @@ class Plant:
             elif share > 1.0:
                 share = 1.0
             noload_a = table.noload_current_a
-            self.current_a = noload_a + (table.stall_current_a - noload_a) * share
+            current_a = noload_a + (table.stall_current_a - noload_a) * share
+            # The bridge's average voltage limits it: (duty V - back-EMF) / R
+            # is at most duty x the stall current (a trim of a few per mille
+            # against a heavy load draws a few per mille of it, not the load's).
+            self.current_a = min(current_a, abs(duty) * table.stall_current_a)
 
     def _jammed_substep(self, dt, duty):
         """The rod is locked: it stops within the step (the jam's impact) and
-        the motor draws its stall current whenever it is driven."""
+        the motor draws the stall current of the voltage it is driven at."""
         old_rate_rps = self._rate_rps
         self.stroke_speed_mps = 0.0
         self._rate_rps = 0.0
         self.rate_dps = 0.0
         self.accel_dps2 = math.degrees(-old_rate_rps / dt)
         self.duty = duty
-        self.current_a = self.table.stall_current_a if duty != 0.0 else 0.0
+        self.current_a = abs(duty) * self.table.stall_current_a  # stalled: duty V / R
