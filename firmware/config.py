@@ -236,7 +236,8 @@ class Table:
             self.pot_retracted_mdeg = _m(
                 _number(s, data, "pot_retracted_deg", None, -90.0, 0.0, "deg"))
             self.pot_stroke_m = _number(s, data, "pot_stroke_m", None, 0.02, 1.5, "m")
-        # Jam: the motor draws more than this while the table does not move.
+        # Jam: driven at full duty and not moving, the motor draws more than
+        # this (pro rata at a lower duty: the stall current follows the voltage).
         self.jam_current_ma = _m(_number(s, data, "jam_current_a", 12.0, 0.5, 60.0, "A"))
         # Duty budget (actuator rating, like a care-bed control box): at most
         # duty_on_max_s of motor on-time in a row, refilled at the rated duty.

@@ -36,6 +36,7 @@ HOME_SWITCH_STUCK = const(10)
 FAR_SWITCH_STUCK = const(11)
 ANKLE_UNLOCKED = const(12)
 BUTTON_FAULT = const(13)
+DRIVE_DEAD = const(14)
 
 FAULT_NAMES = (
     "",
@@ -52,6 +53,7 @@ FAULT_NAMES = (
     "far_switch_stuck",
     "ankle_unlocked",
     "button_fault",
+    "drive_dead",
 )
 
 REACT_NONE = const(0)
@@ -74,13 +76,15 @@ REACTION = (
     REACT_RETURN,  # far_switch_stuck
     REACT_RETURN,  # ankle_unlocked
     REACT_RETURN,  # button_fault
+    REACT_STOP,  # drive_dead: nothing moves the table; the alarm calls for help
 )
 
 # Debounce counts (ticks of 10 ms) and thresholds; SAFETY.md explains each.
 # |a| outside 0.9..1.1 g: a leaky count (+1 bad, -1 good sample) reaching
 # this. Vibration makes some samples bad (the count stays low); a broken
-# accelerometer makes all of them bad (200 ms).
-_IMPLAUSIBLE_COUNT = const(20)
+# accelerometer makes all of them bad (100 ms: at the 3 deg/s head-down cap,
+# 0.3 deg of detection plus the release-stop braking stays within 1 deg).
+_IMPLAUSIBLE_COUNT = const(10)
 _RATE_MARGIN_MDPS = const(1500)  # over the rate cap by this much ...
 _RATE_TICKS = const(3)  # ... for this long
 # Runaway, three signatures: current while the bridge is off; faster than
@@ -93,10 +97,17 @@ _RUNAWAY_MARGIN_MDPS = const(2500)
 _RUNAWAY_TICKS = const(2)
 _AGAINST_TICKS = const(10)
 _DUTY_ENV_DECAY = const(25)  # duty units per ms: the motor's lag behind the drive
-_JAM_STILL_MDPS = const(800)  # "not moving" while drawing jam current ...
-_JAM_TICKS = const(20)  # ... this long (the inrush of a start is shorter)
+# Jam (or a dead drive): driven at least _DRIVEN_DUTY yet moving at under a
+# fifth of the rate that drive gives the unloaded table (a loaded one still
+# makes more), this long. The drive is smoothed as the motor follows it, so a
+# start is not taken for a jam. The current then names it: the stall current
+# of that drive (jam_current_a at full duty, pro rata) is a jam, none is a
+# dead drive (open lead, blown fuse, relay that does not close).
+_DRIVEN_DUTY = const(1500)  # 15 % of DUTY_FULL
+_MOTOR_LAG_MS = const(40)  # the motor's time constant
+_JAM_TICKS = const(20)
 _DISAGREE_MDEG = const(6000)  # IMU and pot further apart than this ...
-_DISAGREE_TICKS = const(30)  # ... this long
+_DISAGREE_TICKS = const(10)  # ... this long (100 ms: the 1 deg bound, as above)
 _OVERRUN_MS = const(50)  # a tick this late: the loop is not keeping time
 _SWITCH_FAR_MDEG = const(15000)  # an end switch this far from its end is stuck
 _SWITCH_TICKS = const(10)
@@ -114,6 +125,7 @@ class Supervisor:
         self._far_stuck_below_mdeg = L.SETPOINT_MAX_MDEG - _SWITCH_FAR_MDEG
         self.rate_mdps = 0  # smoothed
         self._duty_env = 0
+        self._duty_lag = 0
         self._implausible = 0
         self._over_rate = 0
         self._runaway = 0
@@ -147,6 +159,8 @@ class Supervisor:
         if env < mag:
             env = mag
         self._duty_env = env
+        # mag <= 10000, dt <= 50: small ints.
+        self._duty_lag += (mag - self._duty_lag) * dt_ms // _MOTOR_LAG_MS
 
         # Current with the bridge off (and the motor's lag over): only a
         # bridge that is stuck on can drive it.
@@ -177,15 +191,14 @@ class Supervisor:
             self._against = self._against + 1 if against else 0
             if self._runaway >= _RUNAWAY_TICKS or self._against >= _AGAINST_TICKS:
                 return RUNAWAY
-            still = speed < _JAM_STILL_MDPS
+            expected = self._duty_lag * 1024 // gain if gain > 0 else 0
+            still = speed * 5 < expected
         else:
-            still = True  # no rate: current alone, over the longer count
-        if duty != 0 and current_ma > self._jam_ma and still:
-            self._jam += 1
-        else:
-            self._jam = 0
+            still = False  # no rate: the blind return's timeout covers a stuck table
+        self._jam = self._jam + 1 if mag >= _DRIVEN_DUTY and still else 0
         if self._jam >= _JAM_TICKS:
-            return JAM
+            # current <= 6e4 mA, mag <= 1e4: the products fit small ints.
+            return JAM if current_ma * 10000 >= mag * self._jam_ma else DRIVE_DEAD
 
         if imu_ok:
             if angle_mdeg > L.ANGLE_MAX_MDEG:

@@ -70,6 +70,10 @@ def _actuator_runaway(board):
     board.bridge_stuck_duty = -1.0 if board.duty < 0.0 else 1.0
 
 
+def _actuator_open_circuit(board):
+    board.plant.open_circuit = True
+
+
 def _actuator_weak(board):
     board.plant.force_scale = WEAK_FORCE_SCALE
 
@@ -127,6 +131,8 @@ CATALOGUE = {
                       _button_bounce),
     "actuator_stall": ("actuator jams: no motion, stall current while driven", "stop",
                        _actuator_stall),
+    "actuator_open_circuit": ("motor lead open (or fuse blown): driven, nothing moves, no "
+                              "current", "stop", _actuator_open_circuit),
     "actuator_runaway": ("H-bridge stuck on at full drive, whatever its inputs", "stop",
                          _actuator_runaway),
     "actuator_weak": ("actuator gives %d %% of its rated force" % (WEAK_FORCE_SCALE * 100),
