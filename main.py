@@ -592,7 +592,11 @@ def load_config(config):
 
 
 def motor_off(board):
-    """Every motor output to off, whichever bridge the board has."""
+    """Every motor output to off, whichever bridge the board has, and the
+    actuator power relay open (the controller closes it when it starts)."""
+    power = getattr(board, "motor_power", None)
+    if power is not None:
+        power.value(0)
     enable = getattr(board, "motor_enable", None)
     if enable is not None:
         enable.value(0)

@@ -293,11 +293,13 @@ def test_ctrl_c_mid_descent_switches_the_motor_off_at_once_and_warns(capsys, bri
     app = boot(board)
     log = run_app(board, app, 8.0, actions={1000: SimBoard.press_button})
     assert log.states()[-1] == "DESCENDING" and board.duty > 0.1
+    assert board.motor_power.value() == 1  # the controller closed the power relay
     capsys.readouterr()
     _interrupt_after(app, app.controller, 1)
     app.run()
     out = capsys.readouterr().out
     assert board.duty == 0.0 and board.motor_pwm.duty_u16() == 0
+    assert board.motor_power.value() == 0  # and the relay is open again
     if bridge == "dual_pwm":
         assert board.motor_pwm_retract.duty_u16() == 0 and board.motor_enable.value() == 0
     assert board.buzzer.value() == 0 and board.led.value() == 0
@@ -321,5 +323,6 @@ def test_ctrl_c_in_the_halt_loop_silences_the_signal_and_keeps_the_watchdog_fed(
     out = capsys.readouterr().out
     assert "interrupted (Ctrl-C)" in out and "WARNING" not in out
     assert board.buzzer.value() == 0 and board.led.value() == 0 and board.duty == 0.0
+    assert board.motor_power.value() == 0  # halted: the actuator's power is cut too
     _idle_at_the_repl(board, 5.0)
     assert not board.wdt.expired and board.wdt.late_feeds == 0
