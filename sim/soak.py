@@ -187,17 +187,21 @@ def run_session(seed, index):
         problems = check(params, trace, at_s)
         extra, to_home = measure(params, trace)
         end_state, end_fault = trace["state"][-1], trace["fault"][-1]
+        i0 = next((i for i, name in enumerate(trace["injected_fault"]) if name), None)
+        state_at_fault = None if i0 is None else trace["state"][max(i0 - 1, 0)]
         sim_s, resets = trace["t_s"][-1], run.firmware_resets
     except Exception as err:  # a crash of the simulator or the firmware is a finding too
         problems = ["simulator error: %r" % err]
         extra = to_home = at_s = None
         end_state, end_fault, sim_s, resets = "ERROR", "", 0.0, 0
+        state_at_fault = None
     return {
         "index": index,
         "fault": params["fault"],
         "kind": faults.kind(params["fault"]) if params["fault"] else "control",
         "position_pot": params["position_pot"],
         "at_s": at_s if params["fault"] else None,
+        "state_at_fault": state_at_fault,
         "end_state": end_state,
         "end_fault": end_fault,
         "firmware_resets": resets,
@@ -258,7 +262,8 @@ def build_report(results, seed, requested, jobs, wall_s):
                                kind=faults.kind(name) if name in faults.CATALOGUE else "control")
     failing = [
         {"index": r["index"], "fault": r["fault"], "position_pot": r["position_pot"],
-         "problems": r["problems"], "reproduce": reproduce_line(seed, r["index"])}
+         "state_at_fault": r.get("state_at_fault"), "problems": r["problems"],
+         "reproduce": reproduce_line(seed, r["index"])}
         for r in results if r["problems"]
     ]
     return {
@@ -348,6 +353,8 @@ def print_violations(report, failures_dir=None, stream=None):
     stream = stream or sys.stdout
     for v in report["violations"]:
         where = "pot" if v["position_pot"] else "no pot"
+        if v.get("state_at_fault"):
+            where += ", injected in %s" % v["state_at_fault"]
         for problem in v["problems"]:
             print("VIOLATION session %d (%s, %s): %s" % (v["index"], v["fault"] or "no fault",
                                                         where, problem), file=stream)
@@ -402,9 +409,10 @@ def main(argv=None):
     if args.only is not None:
         r = report["sessions"][0]
         params = session_params(args.seed, args.only)
-        print("session %d (seed %d): fault %s (%s) at %s s, %s, user %.1f kg %.2f m, "
+        print("session %d (seed %d): fault %s (%s) at %s s in %s, %s, user %.1f kg %.2f m, "
               "simulator seed %d" % (args.only, args.seed, r["fault"] or "none", r["kind"],
-                                     _fmt(r["at_s"]), "pot" if r["position_pot"] else "no pot",
+                                     _fmt(r["at_s"]), r["state_at_fault"] or "-",
+                                     "pot" if r["position_pot"] else "no pot",
                                      params["mass_kg"], params["height_m"],
                                      params["sim_seed"]))
         print("program: %s" % ", ".join("%s=%.6g" % kv for kv in params["program"].items()))
