@@ -318,6 +318,7 @@ class Ses:
     hold_target_mdeg = 30000
 class Ctl:
     fault = 0
+    budget_cuts = 0
     current_ma = 1200
     estimator = Est()
     session = Ses()
