@@ -97,7 +97,6 @@ class Controller:
         self._board = board
         self._clock = board.clock
         self.limits = limits
-        self.table = table
         imu_class, accel_lsb_per_g, gyro_lsb_per_dps_x10 = imu_driver(board_imu_type(board))
         self.imu = imu_class(board.i2c, board.imu_addr)
         self.imu.init()
@@ -251,7 +250,7 @@ class Controller:
             fault = V.IMU_LOST
         elif self.reaction < V.REACT_STOP:
             fault = self.supervisor.check(
-                dt_raw, dt, imu_ok, est.angle_mdeg, est.rate_mdps, est.accel_norm_ok,
+                dt_raw, dt, imu_ok, est.angle_mdeg, est.rate_mdps, est.accel_plausible,
                 self.drive.duty, self.current_ma, self.pot_mdeg, self.home_switch,
                 self.far_switch, self.ankle_open,
                 state != S.HOME and state != S.STARTUP and state != S.SAFE_STOP,
@@ -287,6 +286,9 @@ class Controller:
         if fault == V.HOME_SWITCH_STUCK:
             self._home_switch_bad = True
             self.home_switch = False
+        elif fault == V.POSITION_DISAGREE:
+            self._pot_adc = None  # one of IMU and pot is wrong: the pot is not used again
+            self.pot_mdeg = None
         reaction = V.REACTION[fault]
         self.reaction = reaction
         self._alarm_ms = now
@@ -308,8 +310,7 @@ class Controller:
                 # the blind duty is then the slow one all the way to the switch.
                 last_mdeg = est.angle_mdeg if state != S.STARTUP else L.ANGLE_MAX_MDEG
                 session.blind_return(now)
-                self._blind_on_pot = (self.pot is not None
-                                      and fault != V.POSITION_DISAGREE)
+                self._blind_on_pot = self._pot_adc is not None
                 if self._blind_on_pot:
                     # Closed loop on the pot: plan from where it says the
                     # table is, moving as last commanded, to home, slowly.
@@ -393,7 +394,7 @@ class Controller:
         else:
             rate_max = self._braking_envelope(profile.vel_mdps)
         rate_min = -self.limits.rate_max_mdps
-        if self.home_switch and angle - self.table.home_mdeg < _HOME_SWITCH_TRUST_MDEG:
+        if self.home_switch and angle - self.session.home_mdeg < _HOME_SWITCH_TRUST_MDEG:
             # Past home, on the over-travel switch: stop going head-up as a
             # ramp (the floor rises from the last command at half the accel
             # cap), not a bare stop; the hard stop is further on.

@@ -108,7 +108,10 @@ class TiltEstimator:
       bias_mdps         current gyro zero-rate estimate
       accel_angle_mdeg  raw accelerometer tilt (diagnostic)
       vibration_mdeg    vibration meter (diagnostic)
-      accel_norm_ok     |a| within 0.9 .. 1.1 g on this sample
+      accel_norm_ok     |a| within 0.9 .. 1.1 g on this sample (trusted for tilt)
+      accel_plausible   |a| within 0.75 .. 1.25 g: physically possible here (the
+                        table's own accelerations are hundredths of a g; a
+                        broken sensing element or range reads outside it)
       settled           initialised and start-up period over
     """
 
@@ -151,7 +154,9 @@ class TiltEstimator:
         g_counts = accel_lsb_per_g / (1 << _NORM_SHIFT)
         self._norm2_low = int((0.9 * g_counts) ** 2)
         self._norm2_high = int((1.1 * g_counts) ** 2)
-        if self._norm2_high > 0x3FFFFFFF:
+        self._plaus2_low = int((0.75 * g_counts) ** 2)
+        self._plaus2_high = int((1.25 * g_counts) ** 2)
+        if self._plaus2_high > 0x3FFFFFFF:
             raise ValueError("accel scale too fine")
         # Gains. Kp in Q10 per second; Ki = Kp^2 / 4 as ki_q (see header).
         kp = 1000.0 / accel_tau_ms
@@ -179,6 +184,7 @@ class TiltEstimator:
         self.accel_angle_mdeg = 0
         self.vibration_mdeg = 0
         self.accel_norm_ok = False
+        self.accel_plausible = False
         self.settled = False
 
     def update(self, ax, ay, az, gy, dt_ms):
@@ -212,6 +218,7 @@ class TiltEstimator:
         norm2 = hx * hx + hy * hy + hz * hz  # <= 3 * 17408^2 = 9.1e8
         norm_ok = self._norm2_low <= norm2 <= self._norm2_high
         self.accel_norm_ok = norm_ok
+        self.accel_plausible = self._plaus2_low <= norm2 <= self._plaus2_high
         accel_mdeg = atan2_mdeg(-ax, az) - self.mount_offset_mdeg
         if accel_mdeg > _DEG180_MDEG:
             accel_mdeg -= _DEG360_MDEG

@@ -80,8 +80,10 @@ REACTION = (
 )
 
 # Debounce counts (ticks of 10 ms) and thresholds; SAFETY.md explains each.
-# |a| outside 0.9..1.1 g: a leaky count (+1 bad, -1 good sample) reaching
-# this. Vibration makes some samples bad (the count stays low); a broken
+# |a| outside 0.75..1.25 g (estimator.accel_plausible): a leaky count (+1
+# bad, -1 good sample) reaching this. Heavy vibration makes a few samples
+# bad (the count stays low; the estimator's own 0.9..1.1 g gate is for
+# trusting the tilt, not for calling the sensor broken); a broken
 # accelerometer makes all of them bad (100 ms: at the 3 deg/s head-down cap,
 # 0.3 deg of detection plus the release-stop braking stays within 1 deg).
 _IMPLAUSIBLE_COUNT = const(10)
@@ -138,7 +140,7 @@ class Supervisor:
         self._ankle = 0
         self._button = 0
 
-    def check(self, dt_raw_ms, dt_ms, imu_ok, angle_mdeg, rate_mdps, norm_ok, duty,
+    def check(self, dt_raw_ms, dt_ms, imu_ok, angle_mdeg, rate_mdps, plausible, duty,
               current_ma, pot_mdeg, home_switch, far_switch, ankle_open, in_session,
               contacts_disagree):
         """One tick's checks; the fault code to latch, or NO_FAULT.
@@ -169,7 +171,7 @@ class Supervisor:
         if self._idle_current >= _IDLE_TICKS:
             return RUNAWAY
         if imu_ok:
-            if norm_ok:
+            if plausible:
                 if self._implausible > 0:
                     self._implausible -= 1
             else:

@@ -128,7 +128,8 @@ def no_head_down_motion_while_released(trace):
             continue
         if released_since is None:
             released_since = t[i]
-        if t[i] - released_since >= RELEASE_SETTLE_S and rate[i] > STILL_DPS:
+        if t[i] - released_since >= RELEASE_SETTLE_S and rate[i] > STILL_DPS \
+                and not _stopping(trace, i):  # a runaway pushes whatever the button says
             return ["head-down motion %.3f deg/s at t=%.2f s, %.2f s after release"
                     % (rate[i], t[i], t[i] - released_since)]
     return []
@@ -231,9 +232,11 @@ def fault_violations(trace, fault, at_s, home_deg, return_rate_dps):
         out.append("%s at %.2f s: %.3f deg further head-down (bound %.1f)"
                    % (fault, t[ref], peak - start, FAULT_OVERTRAVEL_MAX_DEG))
     if kind == "stop":
-        if all(abs(c) < IDLE_CMD for c in trace["actuator_cmd"][i0:]):
+        if all(abs(c) < IDLE_CMD for c in trace["actuator_cmd"][i0:]) and all(
+                abs(r) < STILL_DPS for r in trace["rate_dps"][i0:]):
             # Nothing drove the actuator after the fault (the session was
-            # over): a jam or a dead drive cannot show, and does no harm.
+            # over) and nothing moved: a jam or a dead drive cannot show, and
+            # does no harm. (A runaway moves the table: the checks below.)
             if state[-1] != "HOME":
                 out.append("%s at %.2f s with the actuator idle: ends in %s, not HOME"
                            % (fault, at_s, state[-1]))

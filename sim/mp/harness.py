@@ -396,13 +396,13 @@ class Harness:
     def boot(self):
         """A new Controller (first boot, or after a watchdog reset).
 
-        Ordered for a small heap (-X heapsize=64K): the firmware's modules
-        are imported here, not with the harness, and only after the config
-        reader (firmware/config.py, start-up code) has been dropped again
-        (_read_config), so the two are never in the heap together; the
-        collector runs every _GC_THRESHOLD_BOOT bytes meanwhile, so what an
-        import leaves behind is freed before the next module is loaded
-        instead of scattering holes over the whole heap."""
+        Ordered for a small heap (-X heapsize=64K): harness_boot decodes the
+        boot frame and is dropped again before the firmware's modules are
+        imported (measured: the other order leaves the controller's objects
+        too little room between the holes); the collector runs every
+        _GC_THRESHOLD_BOOT bytes meanwhile, so what an import leaves behind
+        is freed before the next module is loaded, and once more before the
+        controller's objects are built."""
         self.ctl = None
         self.halted = False
         import harness_boot
@@ -414,6 +414,7 @@ class Harness:
             del sys.modules["harness_boot"]
         gc.collect()
         from firmware.controller import Controller
+        gc.collect()
         self.ctl = Controller(self, program, limits, table)
         if not self.named:
             self.named = True
