@@ -246,3 +246,20 @@ def test_a_session_is_cut_short_while_the_duty_budget_still_covers_the_way_home(
     i = trace["state"].index("HOLDING")
     assert "RETURNING" in trace["state"][i:i + 200]  # within 2 s of the cut
     assert trace["state"][-1] == "HOME"
+
+
+def test_safety_md_lists_every_catalogue_fault_and_every_supervisor_fault():
+    """SAFETY.md's FMEA has a row for each fault the simulator can inject and
+    names each fault the supervisor can latch (its detection, reaction,
+    bound and test are in that row)."""
+    from pathlib import Path
+
+    from firmware.supervisor import FAULT_NAMES
+
+    text = (Path(__file__).resolve().parent.parent / "SAFETY.md").read_text()
+    rows = {line.split("|")[1].strip() for line in text.splitlines()
+            if line.startswith("| `")}
+    missing = [f for f in FAULTS if not any(r.startswith("`%s`" % f) for r in rows)]
+    assert not missing, "no FMEA row for %s" % missing
+    unnamed = [f for f in FAULT_NAMES[1:] if "`%s`" % f not in text]
+    assert not unnamed, "SAFETY.md does not name %s" % unnamed
