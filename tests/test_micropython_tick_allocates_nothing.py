@@ -23,9 +23,11 @@ every state of firmware/session.py for at least MIN_TICKS ticks each:
 Sessions:
 - a full session (descend, hold, rock, rest, return, home), then a release
   mid-descent (EMERGENCY_RETURN);
-- power back with the table at +25 deg and the accelerometer reading
-  implausibly (|a| far from 1 g) for 15 s: a long STARTUP, then RECOVERING;
-- the IMU lost mid-descent with a broken home switch: BLIND_RETURN until its
+- power back with the table at +25 deg, then four more power cuts early in
+  the way home: each boot spends its settling time in STARTUP, then
+  RECOVERING (an accelerometer kept implausible would now latch a fault);
+- the IMU lost mid-descent with a broken home switch and no position pot:
+  BLIND_RETURN (dead reckoning) until its
   timeout (about 33 min of travel allowance; the blind phase is driven with
   50 ms between ticks, the longest step the firmware integrates, to keep the
   test short), then SAFE_STOP.
@@ -50,10 +52,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIN_TICKS = 1000
 IMU_FAIL_TICKS = 3  # failed IMU reads before the controller declares it lost
 # The unix port is 64-bit (every object twice the size it is on the
-# RP2040/ESP32). The live heap after boot is ~57 KB: the firmware's modules
-# and objects ~45 KB (the config reader is dropped after boot), the SITL
-# harness ~10 KB, the interpreter ~2 KB. 59K is the smallest heap that
-# completes the scenario (sim/mp/harness.py: Harness.boot).
+# RP2040/ESP32). The live heap after boot is 61.6 KB with the safety layer:
+# the firmware's modules and objects ~44 KB (mpy-cross -O3), the SITL harness
+# ~14 KB (its code native, outside the heap), the interpreter ~3 KB; 3.0 KB
+# free at 64K. 63K fails at boot (fragmentation in Controller.__init__): about
+# 1 KB of margin (sim/mp/harness.py: Harness.boot).
 SMALL_HEAP = "64K"
 
 _SESSION = """
