@@ -251,6 +251,7 @@ class Controller:
         elif self.reaction < V.REACT_STOP:
             fault = self.supervisor.check(
                 dt_raw, dt, imu_ok, est.angle_mdeg, est.rate_mdps, est.accel_plausible,
+                est.accel_norm_ok,
                 self.drive.duty, self.current_ma, self.pot_mdeg, self.home_switch,
                 self.far_switch, self.ankle_open,
                 state != S.HOME and state != S.STARTUP and state != S.SAFE_STOP,

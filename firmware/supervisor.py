@@ -87,6 +87,10 @@ REACTION = (
 # accelerometer makes all of them bad (100 ms: at the 3 deg/s head-down cap,
 # 0.3 deg of detection plus the release-stop braking stays within 1 deg).
 _IMPLAUSIBLE_COUNT = const(10)
+# |a| plausible but outside the estimator's 0.9..1.1 g gate: the tilt then
+# comes from the gyro alone. The same leaky count reaching this (2 s of such
+# samples, net) is a sensor reading off (scale, range), not vibration.
+_UNTRUSTED_COUNT = const(200)
 _RATE_MARGIN_MDPS = const(1500)  # over the rate cap by this much ...
 _RATE_TICKS = const(3)  # ... for this long
 # Runaway, three signatures: current while the bridge is off; faster than
@@ -129,6 +133,7 @@ class Supervisor:
         self._duty_env = 0
         self._duty_lag = 0
         self._implausible = 0
+        self._untrusted = 0
         self._over_rate = 0
         self._runaway = 0
         self._against = 0
@@ -140,13 +145,15 @@ class Supervisor:
         self._ankle = 0
         self._button = 0
 
-    def check(self, dt_raw_ms, dt_ms, imu_ok, angle_mdeg, rate_mdps, plausible, duty,
+    def check(self, dt_raw_ms, dt_ms, imu_ok, angle_mdeg, rate_mdps, plausible, trusted, duty,
               current_ma, pot_mdeg, home_switch, far_switch, ankle_open, in_session,
               contacts_disagree):
         """One tick's checks; the fault code to latch, or NO_FAULT.
 
         `dt_raw_ms`: time since the last tick, unclamped. `imu_ok`: a fresh
-        sample this tick (angle and rate mean something). `duty`: the
+        sample this tick (angle and rate mean something). `plausible`,
+        `trusted`: its |a| within 0.75..1.25 g, within the estimator's 0.9..1.1
+        g gate (estimator.accel_plausible, accel_norm_ok). `duty`: the
         applied duty last tick. `pot_mdeg`: the pot's angle or None.
         `in_session`: a session state (the user is on a moving table).
         """
@@ -177,6 +184,13 @@ class Supervisor:
             else:
                 self._implausible += 1
                 if self._implausible >= _IMPLAUSIBLE_COUNT:
+                    return IMU_IMPLAUSIBLE
+            if trusted:
+                if self._untrusted > 0:
+                    self._untrusted -= 1
+            else:
+                self._untrusted += 1
+                if self._untrusted >= _UNTRUSTED_COUNT:
                     return IMU_IMPLAUSIBLE
             speed = rate if rate >= 0 else -rate
             self._over_rate = self._over_rate + 1 if speed > self._rate_cap else 0

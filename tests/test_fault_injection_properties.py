@@ -263,3 +263,31 @@ def test_safety_md_lists_every_catalogue_fault_and_every_supervisor_fault():
     assert not missing, "no FMEA row for %s" % missing
     unnamed = [f for f in FAULT_NAMES[1:] if "`%s`" % f not in text]
     assert not unnamed, "SAFETY.md does not name %s" % unnamed
+
+
+def test_an_accelerometer_reading_steadily_off_scale_is_noticed_within_about_2_s():
+    """Safety property: an accelerometer reading 0.85 g at rest (plausible, but
+    outside the estimator's gate, so the tilt would come from the gyro alone
+    and drift) latches imu_implausible about 2 s after it starts, and the
+    table comes home blind within the caps, at most 1 deg further head-down."""
+    from sim.plant import User
+
+    pdata = {"target_angle_deg": 40.0, "hold_s": 60.0, "rock_amplitude_deg": 0.0,
+             "rock_period_s": 10.0}
+    user = User(80.0, 1.78)
+    scenario = Scenario(120_000, 9, user, Program(pdata), pdata,
+                        [Event(1000, button="press"), Event(110_000, button="release")])
+    board = SimBoard(user, seed=9)
+    run = Run(scenario, board=board)
+    while run.controller.state_name != "HOLDING":
+        run.step()
+    t0_ms = run.t_ms
+    board.imu.accel_scale = 0.85
+    trace = run.run()
+    assert not checks.all_violations(trace)
+    i0 = trace["t_s"].index(next(t for t in trace["t_s"] if t * 1000 >= t0_ms))
+    i1 = next(i for i in range(i0, len(trace["fault"])) if trace["fault"][i])
+    assert trace["fault"][i1] == "imu_implausible"
+    assert 1.9 <= trace["t_s"][i1] - trace["t_s"][i0] <= 2.5
+    assert max(trace["angle_deg"][i0:]) - trace["angle_deg"][i0 - 1] <= 1.0
+    assert trace["state"][-1] == "HOME"

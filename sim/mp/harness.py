@@ -414,13 +414,13 @@ class Harness:
             del sys.modules["harness_boot"]
         gc.collect()
         from firmware.controller import Controller
-        gc.collect()
-        self.ctl = Controller(self, program, limits, table)
-        if not self.named:
+        if not self.named:  # the names' string is built before the controller's objects
             self.named = True
             from firmware.controller import FAULT_NAMES
             from firmware.session import STATE_NAMES
             self.send("N", ("%s|%s" % (",".join(STATE_NAMES), ",".join(FAULT_NAMES))).encode())
+        gc.collect()
+        self.ctl = Controller(self, program, limits, table)
 
     def serve(self):
         self.send("H", ("%d|%s" % (
