@@ -195,7 +195,7 @@ class SessionWatch:
     ended: "fault" if the controller latched a fault (faults: its name), else
     "released" if it went through EMERGENCY_RETURN (the user let go), else
     "fault" with faults ["duty_budget"] if the actuator's duty budget cut it
-    short (the controller counts those cuts: `budget_cuts`), else
+    short (the controller counts those cuts: `budget.cuts`), else
     "completed" if it went through RETURNING. A boot that found the table
     away from home (STARTUP -> RECOVERING: a session cut by a power
     loss or a reset; the log has no record of it, as nothing is written while
@@ -249,7 +249,7 @@ class SessionWatch:
         self.target_mdeg = controller.session.hold_target_mdeg
         self.released = False
         self.returned = False
-        self.budget_cuts = controller.budget_cuts
+        self.budget_cuts = controller.budget.cuts
         self.fault = controller.fault
         self.recorder.start(self.start_ms, program)
         self.recorder.update(self.start_ms, angle)
@@ -275,7 +275,7 @@ class SessionWatch:
                     ended = "fault"
                 elif self.released:
                     ended = "released"
-                elif controller.budget_cuts != self.budget_cuts:
+                elif controller.budget.cuts != self.budget_cuts:
                     ended = "fault"
                     faults = (BUDGET_FAULT,)
                 elif self.returned:

@@ -125,13 +125,11 @@ class Controller:
         )
         self.blind = BlindReturn(self.loop, table.home_mdeg, L.ANGLE_MAX_MDEG - table.home_mdeg)
         self.supervisor = Supervisor(limits, table, self.loop)
-        self.pot = None
-        self._pot_adc = getattr(board, "position_adc", None)
-        if self._pot_adc is None or table.pot_stroke_m is None:
-            self._pot_adc = None  # no pot, or not calibrated: not read
-        else:
+        self.pot = None  # no pot, or not calibrated: not read
+        pot_adc = getattr(board, "position_adc", None)
+        if pot_adc is not None and table.pot_stroke_m is not None:
             from firmware.position_sensor import PotAngle
-            self.pot = PotAngle(table)
+            self.pot = PotAngle(table, pot_adc)
         self.pot_mdeg = None
         self._blind_on_pot = False
         self._home_switch_bad = False
@@ -144,8 +142,6 @@ class Controller:
         # in non-volatile memory: see SAFETY.md); a boot starts it full.
         self.budget = DutyBudget(table.duty_on_max_ms, table.duty_cycle_percent, True)
         self.program_ok = True
-        self.session_need_ms = 0
-        self.budget_cuts = 0
         self._set_session_need(program)
         self.fault = NO_FAULT
         self.reaction = V.REACT_NONE
@@ -156,7 +152,6 @@ class Controller:
         self.home_switch = False
         self.far_switch = False
         self.imu_fail_ticks = 0
-        self.ticks = 0
         self.error = None  # the exception that halted tick_guarded
         now = self._clock.ticks_ms()
         self._last_ms = now
@@ -183,7 +178,7 @@ class Controller:
         need += travel * 1000 // session.return_rate_mdps
         if program.rock_amplitude_mdeg > 0:
             need += program.rock_cycles * program.rock_period_ms
-        self.session_need_ms = need * 5 // 4 + _BUDGET_MARGIN_MS
+        self.budget.need_ms = need * 5 // 4 + _BUDGET_MARGIN_MS
 
     def set_program(self, program):
         """The next session's program (a config.Program), or None to refuse
@@ -222,7 +217,6 @@ class Controller:
         elif dt > _DT_MAX_MS:
             dt = _DT_MAX_MS
         self._last_ms = now
-        self.ticks += 1
         board = self._board
 
         # Once the IMU is not trusted (a BLIND fault, even if a STOP follows) it is not read
@@ -239,9 +233,9 @@ class Controller:
         self.ankle_open = board.ankle_lock.value() == 1
         # read_u16 >> 4: the ADC's 12 bits; * full scale (<= 65535) fits.
         self.current_ma = (self._current_adc.read_u16() >> 4) * self._current_fs_ma >> 12
-        pot_adc = self._pot_adc
-        if pot_adc is not None and self.pot is not None:
-            self.pot_mdeg = self.pot.angle_mdeg(pot_adc.read_u16())
+        pot = self.pot
+        if pot is not None:
+            self.pot_mdeg = pot.read_mdeg()
         session = self.session
         state = session.state
 
@@ -267,7 +261,7 @@ class Controller:
             duty = self._blind_duty(now, dt)
         else:
             may_start = (reaction == V.REACT_NONE and self.program_ok and not self.ankle_open
-                         and self.budget.left_ms >= self.session_need_ms)
+                         and self.budget.left_ms >= self.budget.need_ms)
             session.update(now, held, self.button.released, est.angle_mdeg, est.rate_mdps,
                            self.loop.rate_cmd_mdps, est.settled, self.profile, may_start)
             self._check_budget(now, est.angle_mdeg)
@@ -288,7 +282,7 @@ class Controller:
             self._home_switch_bad = True
             self.home_switch = False
         elif fault == V.POSITION_DISAGREE:
-            self._pot_adc = None  # one of IMU and pot is wrong: the pot is not used again
+            self.pot = None  # one of IMU and pot is wrong: the pot is not used again
             self.pot_mdeg = None
         reaction = V.REACTION[fault]
         self.reaction = reaction
@@ -311,7 +305,7 @@ class Controller:
                 # the blind duty is then the slow one all the way to the switch.
                 last_mdeg = est.angle_mdeg if state != S.STARTUP else L.ANGLE_MAX_MDEG
                 session.blind_return(now)
-                self._blind_on_pot = self._pot_adc is not None
+                self._blind_on_pot = self.pot is not None
                 if self._blind_on_pot:
                     # Closed loop on the pot: plan from where it says the
                     # table is, moving as last commanded, to home, slowly.
@@ -339,7 +333,7 @@ class Controller:
                 travel = 0
             need = travel * 1000 // self.session.return_rate_mdps * 5 // 4 + _BUDGET_MARGIN_MS
             if self.budget.left_ms < need:
-                self.budget_cuts += 1  # sessions the budget cut short (main.py's log)
+                self.budget.cuts += 1  # sessions the budget cut short (main.py's log)
                 self.session.end_early(now, self.profile, angle_mdeg)
 
     def _alarm(self, now):
@@ -394,7 +388,9 @@ class Controller:
             self._permitted_until_ms = self._last_ms
         else:
             rate_max = self._braking_envelope(profile.vel_mdps)
-        rate_min = -self.limits.rate_max_mdps
+        # 90 % of the cap: the loop's correction rides on an estimate that
+        # lags under vibration; the true rate must not follow it past the cap.
+        rate_min = -(self.limits.rate_max_mdps * 9 // 10)
         if self.home_switch and angle - self.session.home_mdeg < _HOME_SWITCH_TRUST_MDEG:
             # Past home, on the over-travel switch: stop going head-up as a
             # ramp (the floor rises from the last command at half the accel

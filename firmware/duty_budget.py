@@ -22,6 +22,8 @@ class DutyBudget:
         self._refill = duty_percent  # units per ms of rest
         self.capacity = on_max_ms * self._scale  # <= 1.2e6 * 99: small int
         self.level = self.capacity if full else 0
+        self.need_ms = 0  # on-time a whole session of the program needs (the controller's)
+        self.cuts = 0  # sessions cut short to keep the way home covered (the controller's)
 
     def update(self, dt_ms, duty):
         """One tick of `dt_ms` with the applied (signed) duty."""

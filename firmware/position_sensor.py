@@ -17,9 +17,11 @@ _FRAC_DROP = const(4)  # keep 6 bits of the in-segment fraction: no big ints
 
 
 class PotAngle:
-    """`angle_mdeg(read_u16)`; built from a Table with pot calibration."""
+    """`read_mdeg()` (its ADC) or `angle_mdeg(read_u16)`; built from a Table
+    with pot calibration and the pot's ADC."""
 
-    def __init__(self, table):
+    def __init__(self, table, adc=None):
+        self._adc = adc
         r = table.lever_m
         b = table.base_m
         offset = table.phi_offset_deg
@@ -31,6 +33,10 @@ class PotAngle:
             c = (r * r + b * b - length * length) / (2 * r * b)
             c = max(-1.0, min(1.0, c))  # beyond the linkage's reach: its end
             self._mdeg[i] = int(round((math.degrees(math.acos(c)) - offset) * 1000))
+
+    def read_mdeg(self):
+        """The angle the pot's ADC reads now. No allocation."""
+        return self.angle_mdeg(self._adc.read_u16())
 
     def angle_mdeg(self, counts):
         """The angle for a read_u16 value (0..65535). No allocation."""

@@ -51,6 +51,9 @@ USER_SESSION_STATES = (DESCENDING, HOLDING, ROCKING, RETURNING)
 HOME_TOLERANCE_MDEG = const(1500)  # "at home" when the estimate is this close
 _REST_MIN_DROP_MDEG = const(2000)  # rest only if coming down from above rest + 2 deg
 _HOME_STILL_MDPS = const(300)  # "arrived home" also needs the table nearly still
+# The planner cruises at most at this share (/20) of a rate cap: the position
+# loop's room to close a tracking gap without the true rate passing the cap.
+_PLAN_RATE_SHARE = const(17)
 _RELEASE_DONE = const(0)  # EMERGENCY_RETURN sub-phases
 _RELEASE_BRAKING = const(1)
 _RELEASE_EASING = const(2)
@@ -91,7 +94,8 @@ class Session:
         self.home_mdeg = table.home_mdeg
         self._accel = min(accel_mdps2, limits.accel_max_mdps2)
         self._jerk = min(jerk_mdps3, limits.jerk_max_mdps3)
-        self._emergency_rate = limits.emergency_rate_mdps
+        self._emergency_rate = min(limits.emergency_rate_mdps,
+                                   limits.rate_max_mdps * _PLAN_RATE_SHARE // 20)
         self.set_program(program)
         self.state = STARTUP
         self.target_mdeg = table.home_mdeg
@@ -108,8 +112,10 @@ class Session:
         limits = self._limits
         self._program = program
         self.hold_target_mdeg = min(program.target_mdeg, limits.setpoint_max_mdeg)
-        self.descent_rate_mdps = min(program.descent_rate_mdps, limits.head_down_rate_max_mdps)
-        self.return_rate_mdps = min(program.return_rate_mdps, limits.rate_max_mdps)
+        down_cap = limits.head_down_rate_max_mdps * _PLAN_RATE_SHARE // 20
+        self.descent_rate_mdps = min(program.descent_rate_mdps, down_cap)
+        self.return_rate_mdps = min(program.return_rate_mdps,
+                                    limits.rate_max_mdps * _PLAN_RATE_SHARE // 20)
         top = min(self.hold_target_mdeg + program.rock_amplitude_mdeg, limits.setpoint_max_mdeg)
         bottom = self.hold_target_mdeg - program.rock_amplitude_mdeg
         if bottom < self.home_mdeg + HOME_TOLERANCE_MDEG:
@@ -117,8 +123,7 @@ class Session:
         self._rock_top_mdeg = top
         self._rock_bottom_mdeg = bottom
         self._rock_rate = rock_rate_mdps(
-            program.rock_amplitude_mdeg, program.rock_period_ms, self._accel,
-            limits.head_down_rate_max_mdps,
+            program.rock_amplitude_mdeg, program.rock_period_ms, self._accel, down_cap,
         )
 
     # --- helpers ---------------------------------------------------------------
@@ -233,7 +238,11 @@ class Session:
             if profile.done:
                 self._enter(HOLDING, now_ms)
         elif state == HOLDING:
-            if self._since(now_ms, self._entered_ms) >= self._program.hold_ms:
+            # The way back starts only once the table has caught up with the
+            # plan (nearly still): RETURNING drives no head-down duty, so a
+            # table still moving head-down would stop on the screw, abruptly.
+            if (self._since(now_ms, self._entered_ms) >= self._program.hold_ms
+                    and -_HOME_STILL_MDPS <= rate_mdps <= _HOME_STILL_MDPS):
                 if self._program.rock_amplitude_mdeg > 0:
                     self._enter(ROCKING, now_ms)
                     self._rock_half = 0
@@ -244,14 +253,16 @@ class Session:
         elif state == ROCKING:
             half_ms = self._program.rock_period_ms // 2
             if profile.done and self._since(now_ms, self._phase_ms) >= half_ms:
-                self._rock_half += 1
-                self._phase_ms = now_ms
-                if self._rock_half >= 2 * self._program.rock_cycles:
-                    self._start_return(now_ms, profile, angle_mdeg)
-                elif self._rock_half & 1:
-                    self.target_mdeg = self._rock_bottom_mdeg
+                if self._rock_half + 1 >= 2 * self._program.rock_cycles:
+                    if -_HOME_STILL_MDPS <= rate_mdps <= _HOME_STILL_MDPS:  # as HOLDING
+                        self._start_return(now_ms, profile, angle_mdeg)
                 else:
-                    self.target_mdeg = self._rock_top_mdeg
+                    self._rock_half += 1
+                    self._phase_ms = now_ms
+                    if self._rock_half & 1:
+                        self.target_mdeg = self._rock_bottom_mdeg
+                    else:
+                        self.target_mdeg = self._rock_top_mdeg
         elif state == RETURNING:
             self._update_return(now_ms, angle_mdeg, rate_mdps, profile)
         elif state == EMERGENCY_RETURN or state == RECOVERING:

@@ -149,6 +149,15 @@ class Run:
             self.step()
         return self.trace
 
+    def finish_blind_return(self):
+        """A blind return still under way runs on to its own end (HOME, or
+        SAFE_STOP at its timeout): without a pot it creeps at a fraction of
+        a deg/s, longer than a scenario's timeline may allow."""
+        limit_ms = self.t_ms + self.controller.blind.timeout_ms + 10_000
+        while self.controller.state_name == "BLIND_RETURN" and self.t_ms < limit_ms:
+            self.step()
+        return self.trace
+
 
 def run_scenario(scenario, limits=None):
     """Run a whole scenario on CPython; returns the Trace."""

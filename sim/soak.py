@@ -134,6 +134,7 @@ def simulate(params):
                 break
         else:
             stopped_ms = None
+    run.finish_blind_return()
     return run, run.trace, at_s
 
 

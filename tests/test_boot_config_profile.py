@@ -316,9 +316,11 @@ class Drive:
 class Ses:
     state = S.HOME
     hold_target_mdeg = 30000
+class Budget:
+    cuts = 0
 class Ctl:
     fault = 0
-    budget_cuts = 0
+    budget = Budget()
     current_ma = 1200
     estimator = Est()
     session = Ses()

@@ -105,7 +105,7 @@ def test_a_log_that_cannot_be_written_still_updates_the_profile(tmp_path, monkey
 
 
 def fake_controller():
-    ctl = types.SimpleNamespace(fault=0, budget_cuts=0)
+    ctl = types.SimpleNamespace(fault=0, budget=types.SimpleNamespace(cuts=0))
     ctl.estimator = types.SimpleNamespace(angle_mdeg=-60000)
     ctl.session = types.SimpleNamespace(state=S.HOME, hold_target_mdeg=30000,
                                         home_mdeg=-60000, return_rate_mdps=1000)
@@ -135,7 +135,7 @@ def test_the_watch_tells_budget_cuts_faults_and_completions_apart():
     normal = (S.DESCENDING, S.HOLDING, S.RETURNING, S.HOME)
 
     def cut(ctl):  # the controller's _check_budget ends the session early
-        ctl.budget_cuts += 1
+        ctl.budget.cuts += 1
 
     def latch(ctl):
         ctl.fault = 5
