@@ -38,11 +38,12 @@ ALLOWED_TRANSITIONS = frozenset(
         ("EMERGENCY_RETURN", "HOME"),
         ("BLIND_RETURN", "HOME"),
     ]
-    # A STOP fault (jam, runaway, overspeed, blind-return timeout) stops the
-    # table in any state but STARTUP.
+    # A STOP fault (jam, runaway, overspeed, dead drive, blind-return
+    # timeout) stops the table in any state (a bridge stuck on at power-up:
+    # in STARTUP).
     + [
         (s, "SAFE_STOP")
-        for s in ("HOME", "RECOVERING", "DESCENDING", "HOLDING", "ROCKING", "RETURNING",
+        for s in ("STARTUP", "HOME", "RECOVERING", "DESCENDING", "HOLDING", "ROCKING", "RETURNING",
                   "EMERGENCY_RETURN", "BLIND_RETURN")
     ]
     + [

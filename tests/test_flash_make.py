@@ -15,6 +15,7 @@ import pytest
 
 from host_tools.deploy import REPO
 from host_tools.virtual_board import VirtualBoard
+from tests.test_deploy_virtual_board import GOOD_CONFIG
 
 # Generous: a loaded 2-core CI machine.
 TIMEOUT_S = 120
@@ -33,7 +34,7 @@ def _make(*args):
 
 def test_make_flash_deploys_verifies_and_then_has_nothing_to_copy(tmp_path):
     config = tmp_path / "config.json"
-    config.write_text('{"program": {"target_angle_deg": 25.0}}\n')
+    config.write_text(json.dumps(GOOD_CONFIG) + "\n")  # deploy checks it first
     build = "BUILD=%s" % (tmp_path / "build")
     with VirtualBoard() as vb:
         out = _make("flash", "BOARD=rpi_pico", "PORT=" + vb.port, "CONFIG=%s" % config, build)
