@@ -20,7 +20,7 @@ class PotAngle:
     """`read_mdeg()` (its ADC) or `angle_mdeg(read_u16)`; built from a Table
     with pot calibration and the pot's ADC."""
 
-    def __init__(self, table, adc=None):
+    def __init__(self, table, adc):
         self._adc = adc
         r = table.lever_m
         b = table.base_m
