@@ -512,10 +512,9 @@ class MicroPythonLink:
             "pwms": [[k, SimPWM.freq(p), SimPWM.duty_u16(p)]
                      for k, p in zip(self._pwms, self._pwm_objs, strict=True)],
             "adcs": self._adcs,
-            # Not read here: a reading draws the pot's noise, which the CPython
-            # runtime does not do at boot (the traces must agree); the first
-            # tick's frame brings every ADC's value before the firmware reads it.
-            "adc": [0] * len(self._adc_objs),
+            # No ADC readings: a reading draws the pot's noise, which the
+            # CPython runtime does not do at boot (the traces must agree); the
+            # first tick's frame brings every ADC's value before it is read.
             "pair": self._pair,
             "ms": b.clock.ticks_ms(),
             "us": b.clock.ticks_us(),

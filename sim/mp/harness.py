@@ -50,7 +50,7 @@ import micropython
 from micropython import const
 
 _PROTOCOL = const(3)
-_GC_THRESHOLD_BOOT = const(2048)  # bytes: collect this often while the firmware loads
+_GC_THRESHOLD_BOOT = const(512)  # bytes: collect this often while the firmware loads
 
 # MicroPython `time` semantics on a 32-bit port (what the board has).
 _TICKS_MASK = const(0x3FFFFFFF)

@@ -102,8 +102,8 @@ def _reset(h, o):
         h._pwms[i].duty = o["pwms"][i][2]
     for i in range(len(h._inputs)):
         h._inputs[i].level = o["levels"][i]
-    for i in range(len(h._adcs)):
-        h._adcs[i].value = o["adc"][i]
+    for adc in h._adcs:
+        adc.value = 0  # the first tick's frame brings the readings
     h.clock.ms = o["ms"]
     h.clock.us = o["us"]
     h.i2c.pending = False
