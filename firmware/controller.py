@@ -408,6 +408,14 @@ class Controller:
             # so the first tick after it already asks for less.
             cmd = self.loop.rate_cmd_mdps
             self._brake_envelope_mdps = max(0, cmd)
+        elif duty > 0:
+            # ... and less drive: the rate envelope alone can leave the duty
+            # level for a tick (the feed-forward gain grows head-down, and
+            # the estimate is noisy). Without permission head-down duty only
+            # falls, by at least 1/64 a tick; the plan brakes faster than that.
+            cap = self.drive.duty * 63 // 64  # <= 0 after head-up or no drive
+            if duty > cap:
+                duty = max(0, cap)
         return duty
 
     def _braking_envelope(self, plan_vel_mdps):

@@ -185,6 +185,14 @@ def test_first_tick_after_release_already_commands_less_head_down_drive(user, ra
     run.step()
     assert run.controller.state_name == "EMERGENCY_RETURN"
     assert run.controller.drive.duty < duty_before
+    # ... and from then on head-down drive only falls, until there is none.
+    last = run.controller.drive.duty
+    for _ in range(100):
+        run.step()
+        duty = run.controller.drive.duty
+        assert duty <= 0 or duty < last
+        last = duty
+    assert last <= 0
 
 
 @settings(max_examples=6)
