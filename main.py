@@ -443,6 +443,9 @@ class Therapy:
                 self.program = program = None
                 self.reason = "program refused by the firmware's reader: %s" % err
         controller.set_program(checked)  # None: no session
+        if checked is not None and not controller.program_ok:
+            self.program = program = None
+            self.reason = _session_too_long(controller)
         if self.watch is not None:
             self.watch.set_program(program)  # the next session's record names it
         if announce or program != before or (program is None and self.reason != before_reason):
@@ -833,6 +836,16 @@ class App:
             raise
 
 
+def _session_too_long(controller):
+    """Why `controller` refuses its program (firmware/therapy.py words it)."""
+    from firmware import therapy
+
+    try:
+        return therapy.session_too_long(controller.budget.need_ms, controller.budget.on_max_ms)
+    finally:
+        therapy.drop()
+
+
 def boot(board, config=None, manifest=None, read_file_hash=None, manifest_error=None,
          device_config=None, therapy=None, telemetry=False):
     """Self-test `board` and decide what runs; returns the App (not yet running).
@@ -873,6 +886,8 @@ def boot(board, config=None, manifest=None, read_file_hash=None, manifest_error=
             mode = HALTED
     if mode != RUN:
         therapy = None  # no sessions anyway
+    elif therapy is None and not controller.program_ok:
+        print("config: NO SESSION: " + _session_too_long(controller))
     app = App(board, controller, mode, result.reasons, result, table, problems, therapy,
               telemetry)
     if therapy is not None:

@@ -92,6 +92,20 @@ def make_drive(board, clock):
     raise ValueError("board.hbridge_type = %r is not known (pwm_dir, dual_pwm)" % (kind,))
 
 
+def session_need_ms(session, program):
+    """Motor on-time (ms) a whole session of `program` needs: descent, rocking
+    and return at the session's planned rates, a quarter more and a margin."""
+    travel = session.hold_target_mdeg - session.home_mdeg
+    if travel < 0:
+        travel = 0
+    # travel <= 1.6e5 mdeg; * 1000 fits a small int.
+    need = travel * 1000 // session.descent_rate_mdps
+    need += travel * 1000 // session.return_rate_mdps
+    if program.rock_amplitude_mdeg > 0:
+        need += program.rock_cycles * program.rock_period_ms
+    return need * 5 // 4 + _BUDGET_MARGIN_MS
+
+
 class Controller:
     def __init__(self, board, program, limits, table):
         self._board = board
@@ -141,8 +155,7 @@ class Controller:
         # The thermal history does not survive a reset (a control box keeps it
         # in non-volatile memory: see SAFETY.md); a boot starts it full.
         self.budget = DutyBudget(table.duty_on_max_ms, table.duty_cycle_percent, True)
-        self.program_ok = True
-        self._set_session_need(program)
+        self.set_program(program)
         self.fault = NO_FAULT
         self.reaction = V.REACT_NONE
         self.head_down_permitted = False
@@ -166,23 +179,11 @@ class Controller:
     def fault_name(self):
         return FAULT_NAMES[self.fault]
 
-    def _set_session_need(self, program):
-        """Motor on-time a whole session of `program` needs (ms): descent,
-        rocking and return at the program's rates, plus a margin."""
-        session = self.session
-        travel = session.hold_target_mdeg - session.home_mdeg
-        if travel < 0:
-            travel = 0
-        # travel <= 1.6e5 mdeg; * 1000 fits a small int.
-        need = travel * 1000 // session.descent_rate_mdps
-        need += travel * 1000 // session.return_rate_mdps
-        if program.rock_amplitude_mdeg > 0:
-            need += program.rock_cycles * program.rock_period_ms
-        self.budget.need_ms = need * 5 // 4 + _BUDGET_MARGIN_MS
-
     def set_program(self, program):
         """The next session's program (a config.Program), or None to refuse
         sessions (no program allowed: e.g. no medical clearance recorded).
+        Sessions are refused too (program_ok False) if even a full duty
+        budget never covers one (therapy.session_too_long() says why).
         Only between sessions: at home, or before the first. Start-up code."""
         state = self.session.state
         if state != S.HOME and state != S.STARTUP:
@@ -191,8 +192,8 @@ class Controller:
             self.program_ok = False
             return
         self.session.set_program(program)
-        self._set_session_need(program)
-        self.program_ok = True
+        need = self.budget.need_ms = session_need_ms(self.session, program)
+        self.program_ok = need <= self.budget.on_max_ms
 
     def tick_guarded(self):
         """One tick; an exception in it stops the motor at once and returns

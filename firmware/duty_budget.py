@@ -20,6 +20,7 @@ class DutyBudget:
     def __init__(self, on_max_ms, duty_percent, full):
         self._scale = 100 - duty_percent  # units per ms of on-time
         self._refill = duty_percent  # units per ms of rest
+        self.on_max_ms = on_max_ms
         self.capacity = on_max_ms * self._scale  # <= 1.2e6 * 99: small int
         self.level = self.capacity if full else 0
         self.need_ms = 0  # on-time a whole session of the program needs (the controller's)

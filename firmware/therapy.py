@@ -420,6 +420,14 @@ _LOWER = ("target_angle_deg", "hold_s", "rock_amplitude_deg", "rock_cycles",
 _HIGHER = ("rock_period_s", "rest_s")
 
 
+def session_too_long(need_ms, on_max_ms):
+    """Why the controller refuses a program (program_ok False with a program):
+    a session needs more actuator on-time than even a full duty budget holds."""
+    return ("program: a session needs %d s of actuator on-time; table.duty_on_max_s is %d s "
+            "(raise descent_rate_dps or return_rate_dps, or lower target_angle_deg, "
+            "rock_cycles or rock_period_s)" % (need_ms // 1000, on_max_ms // 1000))
+
+
 def cap_program(program, ceiling):
     """`program` tightened to `ceiling` (config.json's program): a new dict.
 

@@ -102,6 +102,14 @@ def check_bytes(data: bytes, name: str = CONFIG):
         return ["%s is not valid JSON: %s at line %d, column %d"
                 % (name, e.msg, e.lineno, e.colno)], {}
     sections, problems = device_config.read_sections(parsed, name)
+    if not problems and all(k in sections for k in ("program", "limits", "table")):
+        # Each section reads cleanly, but together they may still refuse
+        # every session: the firmware would wait at home saying why.
+        from sim.runner import program_refusal
+
+        refusal = program_refusal(sections["program"], sections["limits"], sections["table"])
+        if refusal is not None:
+            problems.append(refusal)
     return problems, sections
 
 

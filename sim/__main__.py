@@ -18,6 +18,7 @@ from sim.scenario import ScenarioError, load
 
 
 def _run(args):
+    from sim.micropython_runtime import MicroPythonUnavailable
     from sim.runner import Run, write_csv
 
     try:
@@ -33,15 +34,19 @@ def _run(args):
                   "has no set_program; run it with --runtime cpython (the default), or drop "
                   "[profile]" % args.scenario, file=sys.stderr)
             return 2
-        from sim.micropython_runtime import MicroPythonRun, MicroPythonUnavailable
+        from sim.micropython_runtime import MicroPythonRun
 
-        try:
-            run = MicroPythonRun(scenario)
-        except MicroPythonUnavailable as err:
-            print("error: %s" % err, file=sys.stderr)
-            return 2
+        make_run = MicroPythonRun
     else:
-        run = Run(scenario)
+        make_run = Run
+    try:
+        run = make_run(scenario)
+    except ScenarioError as err:  # e.g. a program the duty budget never covers
+        print("error: %s: %s" % (args.scenario, err), file=sys.stderr)
+        return 2
+    except MicroPythonUnavailable as err:
+        print("error: %s" % err, file=sys.stderr)
+        return 2
     trace = run.run()
     write_csv(trace, args.trace)
     print("trace: %s (%d rows)" % (args.trace, len(trace)))

@@ -19,9 +19,13 @@ runs nothing until power returns; then the firmware boots (firmware_reset).
 
 from firmware import limits as L
 from firmware.config import Limits, Table
-from firmware.controller import Controller
+from firmware.controller import Controller, session_need_ms
+from firmware.therapy import session_too_long
+from firmware.session import Session
 from sim import faults
 from sim.board import SimBoard
+from sim.clock import VirtualClock
+from sim.scenario import ScenarioError
 
 TRACE_COLUMNS = (
     "t_s",
@@ -62,6 +66,19 @@ def firmware_table_config(board):
     return Table(data)
 
 
+
+def program_refusal(program, limits, table):
+    """Why the firmware refuses every session of `program` on `table` (its
+    duty budget, even full, never covers one), or None: the controller's
+    own arithmetic, for the simulator and `config check` to say it up front."""
+    session = Session(program, limits, table, VirtualClock(), L.DEFAULT_ACCEL_MDPS2,
+                      L.DEFAULT_JERK_MDPS3)
+    need_ms = session_need_ms(session, program)
+    if need_ms <= table.duty_on_max_ms:
+        return None
+    return session_too_long(need_ms, table.duty_on_max_ms)
+
+
 class Run:
     """A scenario in progress; `step()` advances one control tick."""
 
@@ -70,6 +87,9 @@ class Run:
         self.board = board or SimBoard(scenario.user, seed=scenario.seed)
         self.limits = limits or Limits()
         self.table = firmware_table_config(self.board)
+        refusal = program_refusal(scenario.program, self.limits, self.table)
+        if refusal is not None:  # the table would wait at home for ever
+            raise ScenarioError(refusal)
         self.controller = self._boot()
         self.trace = Trace()
         self.t_ms = 0
@@ -99,6 +119,16 @@ class Run:
             else:
                 faults.inject(self.board, ev.fault)
                 self.injected.append(ev.fault)
+
+    def step_until_state(self, name, within_ms):
+        """Step until the controller is in state `name`; AssertionError
+        naming where it is instead if that takes longer than `within_ms`."""
+        until_ms = self.t_ms + within_ms
+        while self.controller.state_name != name:
+            if self.t_ms >= until_ms:
+                raise AssertionError("not %s within %d ms: state %s, fault %s" % (
+                    name, within_ms, self.controller.state_name, self.controller.fault_name))
+            self.step()
 
     def step(self):
         board = self.board

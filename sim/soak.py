@@ -46,7 +46,7 @@ from sim import checks, faults
 from sim.board import SimBoard
 from sim.plant import User
 from sim.runner import Run
-from tests.session_strategies import HOME_DEG
+from tests.session_strategies import HOME_DEG, runnable
 from tests.test_fault_injection_properties import fault_scenario
 
 FAULTS = tuple(sorted(faults.CATALOGUE))
@@ -83,16 +83,7 @@ def session_params(seed, index):
     fault = None if control else order[slot]
     if fault in NEEDS_POT:
         position_pot = True
-    program = {
-        "target_angle_deg": rng.uniform(-20.0, 90.0),
-        "hold_s": rng.uniform(0.0, 6.0),
-        "rock_amplitude_deg": rng.choice([0.0, 3.0, 8.0]),
-        "rock_period_s": rng.uniform(8.0, 12.0),
-        "rock_cycles": rng.randint(1, 2),
-        "rest_s": rng.uniform(0.0, 4.0),
-        "descent_rate_dps": rng.uniform(0.8, 3.0),
-        "return_rate_dps": rng.uniform(1.0, 6.0),
-    }
+    program = _draw_program(rng)
     return {
         "index": index,
         "seed": seed,
@@ -103,6 +94,29 @@ def session_params(seed, index):
         "program": program,
         "frac": rng.random(),
         "sim_seed": rng.randint(0, 10_000),
+    }
+
+
+def _draw_program(rng):
+    """A random program the firmware runs: drawn again while the actuator's
+    duty budget could never cover its session (the firmware refuses those
+    outright, sim.runner.program_refusal; they would test nothing)."""
+    while True:
+        program = _program_draw(rng)
+        if runnable(program):
+            return program
+
+
+def _program_draw(rng):
+    return {
+        "target_angle_deg": rng.uniform(-20.0, 90.0),
+        "hold_s": rng.uniform(0.0, 6.0),
+        "rock_amplitude_deg": rng.choice([0.0, 3.0, 8.0]),
+        "rock_period_s": rng.uniform(8.0, 12.0),
+        "rock_cycles": rng.randint(1, 2),
+        "rest_s": rng.uniform(0.0, 4.0),
+        "descent_rate_dps": rng.uniform(0.8, 3.0),
+        "return_rate_dps": rng.uniform(1.0, 6.0),
     }
 
 

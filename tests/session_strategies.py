@@ -7,11 +7,21 @@ properties do not depend on how long a hold lasts.
 
 from hypothesis import strategies as st
 
-from firmware.config import Program
+from firmware.config import Limits, Program
+from sim.board import SimBoard
 from sim.plant import User
+from sim.runner import firmware_table_config, program_refusal
 from sim.scenario import Event, Scenario
 
 HOME_DEG = -60.0
+_TABLE = firmware_table_config(SimBoard(User(80.0, 1.78)))  # the simulated table's config
+
+
+def runnable(pdata):
+    """A program whose session the actuator's duty budget covers: the
+    firmware refuses any other outright (sim.runner.program_refusal), so a
+    property drawn over it would check nothing."""
+    return program_refusal(Program(pdata), Limits(), _TABLE) is None
 
 
 def program_data(draw_target, hold_s, amp, period, cycles, rest_s, descent, ret):
@@ -51,7 +61,7 @@ programs = st.builds(
     st.floats(0.0, 6.0),
     st.floats(0.5, 3.0),
     st.floats(0.5, 6.0),
-)
+).filter(runnable)
 
 
 @st.composite

@@ -157,6 +157,27 @@ def test_a_good_config_caps_the_profile_and_shows_no_code(tmp_path, monkeypatch,
     assert bench.flashes(4.0) == 0
 
 
+
+def test_a_program_the_duty_budget_never_covers_means_no_session_and_says_why(
+        tmp_path, monkeypatch, capsys):
+    """Every key in range, but a session needs more actuator on-time than the
+    actuator's rating allows even rested (duty_on_max_s 30 s): the table stays
+    home when pressed, the console names the keys, the LED says no session."""
+    bench = Bench(tmp_path, monkeypatch, config=None, profile=cleared_profile())
+    config = {"table": {**table_of(bench.board), "duty_on_max_s": 30.0}, "program": PROGRAM}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    app = bench.start()
+    out = capsys.readouterr().out
+    assert "NO SESSION: program: a session needs" in out
+    assert "table.duty_on_max_s is 30 s (raise descent_rate_dps" in out
+    assert app.config_problems == []  # each section read cleanly
+    assert app.therapy.program is None and app.controller.program_ok is False
+    bench.run(12.0, press_hold(bench, 10.0))
+    assert bench.states() == ["STARTUP", "HOME"]  # pressed: nothing moves
+    assert max(abs(r[1] + 60.0) for r in bench.rows) < 0.5
+    assert bench.flashes() == 1
+
+
 # --- the profile decides -------------------------------------------------------------------
 
 

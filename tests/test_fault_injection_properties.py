@@ -21,7 +21,7 @@ from sim import checks, faults
 from sim.board import SimBoard
 from sim.runner import Run
 from sim.scenario import Event, Scenario
-from tests.session_strategies import HOME_DEG, session_length_s, users
+from tests.session_strategies import HOME_DEG, runnable, session_length_s, users
 
 CI = os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci"
 EXAMPLES = 4 if CI else 60
@@ -37,7 +37,7 @@ programs = st.fixed_dictionaries({
     "rest_s": st.floats(0.0, 4.0),
     "descent_rate_dps": st.floats(0.8, 3.0),
     "return_rate_dps": st.floats(1.0, 6.0),
-})
+}).filter(runnable)
 
 
 def fault_scenario(fault, user, pdata, frac, seed, press_s=1.0):
@@ -236,8 +236,7 @@ def test_a_session_is_cut_short_while_the_duty_budget_still_covers_the_way_home(
     scenario = Scenario(200_000, 8, user, Program(pdata), pdata,
                         [Event(1000, button="press"), Event(190_000, button="release")])
     run = Run(scenario, board=SimBoard(user, seed=8))
-    while run.controller.state_name != "HOLDING":
-        run.step()
+    run.step_until_state("HOLDING", 120_000)
     budget = run.controller.budget
     budget.level = budget.capacity // 10  # 30 s of on-time: less than the way home needs
     trace = run.run()
@@ -280,8 +279,7 @@ def test_an_accelerometer_reading_steadily_off_scale_is_noticed_within_about_2_s
                         [Event(1000, button="press"), Event(110_000, button="release")])
     board = SimBoard(user, seed=9)
     run = Run(scenario, board=board)
-    while run.controller.state_name != "HOLDING":
-        run.step()
+    run.step_until_state("HOLDING", 120_000)
     t0_ms = run.t_ms
     board.imu.accel_scale = 0.85
     trace = run.run()

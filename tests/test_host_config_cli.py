@@ -85,6 +85,8 @@ def test_check_a_good_config_prints_what_the_firmware_will_run(tmp_path, capsys)
     (with_("limits", "accel_max_dps2", 2.0), "limits: with head_down_rate_max_dps = 3.00, "
      "accel_max_dps2 = 2.0 and jerk_max_dps3 = 100.0 a release stop takes"),
     ({"limits": {}, "program": PROGRAM}, "the 'table' section is missing"),
+    ({**GOOD, "program": {**PROGRAM, "target_angle_deg": 88.0, "descent_rate_dps": 0.5}},
+     "program: a session needs 467 s of actuator on-time; table.duty_on_max_s is 300 s"),
     ('{"table": %s, "program": %s, "program": {}}' % (json.dumps(TABLE), json.dumps(PROGRAM)),
      "key 'program' is given twice in one object"),
 ])  # fmt: skip

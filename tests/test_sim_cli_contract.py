@@ -75,6 +75,9 @@ def test_run_writes_trace_with_contract_columns_and_plot(tmp_path):
         (("hold_s = 5.0", "hold_s = 5.0\nturbo = true"), "[program]: unknown key 'turbo'"),
         (("[user]", "[person]"), "unknown key 'person'"),
         (("duration_s = 60.0", "duration_s = [1"), "not valid TOML"),
+        (("target_angle_deg = 30.0", "target_angle_deg = 88.0\ndescent_rate_dps = 0.5"),
+         "program: a session needs 505 s of actuator on-time; table.duty_on_max_s is 300 s "
+         "(raise descent_rate_dps"),
     ],
 )
 def test_bad_scenario_is_rejected_naming_the_key_without_traceback(tmp_path, mutation, needle):
