@@ -886,7 +886,7 @@ def boot(board, config=None, manifest=None, read_file_hash=None, manifest_error=
             mode = HALTED
     if mode != RUN:
         therapy = None  # no sessions anyway
-    elif therapy is None and not controller.program_ok:
+    elif therapy is None and controller is not None and not controller.program_ok:
         print("config: NO SESSION: " + _session_too_long(controller))
     app = App(board, controller, mode, result.reasons, result, table, problems, therapy,
               telemetry)
