@@ -160,6 +160,9 @@ class FakeController:
         self.estimator.angle_mdeg = -60000
         self.fault = 0
         self.programs = []
+        self.program_ok = False  # as the controller: a program its duty budget covers
+        self.budget = type("DutyBudget", (), {})()
+        self.budget.cuts = 0  # sessions the budget cut short (the session log reads it)
 
     def set_program(self, program):
         state = self.session.state
@@ -167,6 +170,7 @@ class FakeController:
             raise ValueError("set_program: only at home (state is %s)" % S.STATE_NAMES[state])
         assert program is None or isinstance(program, Program)
         self.programs.append(program)
+        self.program_ok = program is not None
 
 
 class FakeBoard:
