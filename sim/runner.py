@@ -20,8 +20,8 @@ runs nothing until power returns; then the firmware boots (firmware_reset).
 from firmware import limits as L
 from firmware.config import Limits, Table
 from firmware.controller import Controller, session_need_ms
-from firmware.therapy import session_too_long
 from firmware.session import Session
+from firmware.therapy import session_too_long
 from sim import faults
 from sim.board import SimBoard
 from sim.clock import VirtualClock
@@ -64,7 +64,6 @@ def firmware_table_config(board):
     data = dict(board.table_geometry)
     data["imu_mount_offset_deg"] = board.imu_mount_offset_mdeg / 1000.0
     return Table(data)
-
 
 
 def program_refusal(program, limits, table):
